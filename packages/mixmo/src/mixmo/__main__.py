@@ -1,0 +1,3 @@
+from mixmo.cli import main
+
+main()

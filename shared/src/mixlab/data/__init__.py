@@ -1,0 +1,71 @@
+"""mixlab.data: dataset registry and loaders, the built-in ``digits``, SSL splits, batched augmentations, samplers.
+
+Importing this package registers every built-in dataset (digits, cifar10, cifar100, svhn, stl10, tinyimagenet,
+cifar100c). Datasets are in-memory uint8 tensors (:class:`ImageDataset`); batches come from
+:class:`TensorBatchLoader` and are augmented batched on the device.
+"""
+
+# isort: off
+from mixlab.data.registry import (  # registry first: the loaders below register into it
+    DatasetInfo,
+    available_datasets,
+    build_dataset,
+    dataset_info,
+    register_dataset,
+    resolve_data_root,
+)
+from mixlab.data import digits, cifar, svhn, stl10, tinyimagenet, cifar_c  # noqa: F401  (registration order)
+
+# isort: on
+from mixlab.data.augmix_ops import THESIS_OPS as AUGMIX_THESIS_OPS
+from mixlab.data.augmix_ops import augmix
+from mixlab.data.cifar_c import ALL_CORRUPTIONS, EXTRA_CORRUPTIONS, STANDARD_CORRUPTIONS, iter_cifar100c
+from mixlab.data.dataset import ImageDataset
+from mixlab.data.download import download_dataset
+from mixlab.data.loader import TensorBatchLoader, eval_loader
+from mixlab.data.samplers import BatchRepetitionSampler, SequentialBatchSampler
+from mixlab.data.splits import SplitIndices, mismatch_unlabeled_classes, ssl_split
+from mixlab.data.transforms import (
+    BatchTransform,
+    autoaugment,
+    build_batch_transform,
+    cutout,
+    cutout_mask,
+    normalize,
+    randaugment,
+    random_crop,
+    random_hflip,
+)
+
+__all__ = [
+    "ALL_CORRUPTIONS",
+    "AUGMIX_THESIS_OPS",
+    "EXTRA_CORRUPTIONS",
+    "STANDARD_CORRUPTIONS",
+    "BatchRepetitionSampler",
+    "BatchTransform",
+    "DatasetInfo",
+    "ImageDataset",
+    "SequentialBatchSampler",
+    "SplitIndices",
+    "TensorBatchLoader",
+    "augmix",
+    "autoaugment",
+    "available_datasets",
+    "build_batch_transform",
+    "build_dataset",
+    "cutout",
+    "cutout_mask",
+    "dataset_info",
+    "download_dataset",
+    "eval_loader",
+    "iter_cifar100c",
+    "mismatch_unlabeled_classes",
+    "normalize",
+    "randaugment",
+    "random_crop",
+    "random_hflip",
+    "register_dataset",
+    "resolve_data_root",
+    "ssl_split",
+]

@@ -1,0 +1,44 @@
+"""Evaluation metrics: top-k, NLL, ECE, Brier, temperature scaling, ensemble diversity, sharing diagnostics."""
+
+from mixlab.metrics.analysis import (
+    SHARE_VARIANTS,
+    active_filter_fraction,
+    encoder_influence,
+    head_influence,
+    share_rate,
+)
+from mixlab.metrics.calibration import (
+    OFFICIAL_SPLIT_SEED,
+    OFFICIAL_TS_LRS,
+    OFFICIAL_TS_MAX_ITER,
+    cross_halves_calibrated,
+    fit_temperature,
+    split_halves,
+)
+from mixlab.metrics.classification import brier, ece, expected_calibration_error, nll, topk_accuracy
+from mixlab.metrics.diversity import mean_pairwise_diversity, ratio_error_diversity
+from mixlab.metrics.summary import ENSEMBLE_REDUCTIONS, classification_metrics, ensemble_logits
+
+__all__ = [
+    "ENSEMBLE_REDUCTIONS",
+    "OFFICIAL_SPLIT_SEED",
+    "OFFICIAL_TS_LRS",
+    "OFFICIAL_TS_MAX_ITER",
+    "SHARE_VARIANTS",
+    "active_filter_fraction",
+    "brier",
+    "classification_metrics",
+    "cross_halves_calibrated",
+    "ece",
+    "encoder_influence",
+    "ensemble_logits",
+    "expected_calibration_error",
+    "fit_temperature",
+    "head_influence",
+    "mean_pairwise_diversity",
+    "nll",
+    "ratio_error_diversity",
+    "share_rate",
+    "split_halves",
+    "topk_accuracy",
+]

@@ -1,0 +1,68 @@
+"""Ensemble classification metrics of the thesis tables (spec §6.7): top-k, NLL, ECE, Brier.
+
+All functions take raw logits (N, K) and integer targets (N,); probabilities are softmax(logits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from mixlab.metrics._inputs import logits_and_targets
+
+
+def topk_accuracy(logits: torch.Tensor, targets: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Top-k accuracies in percent, keyed ``"top{k}"``; k larger than K counts every sample as correct."""
+    z, t = logits_and_targets(logits, targets)
+    out: dict[str, float] = {}
+    for k in ks:
+        kk = min(int(k), z.shape[1])
+        hit = (z.topk(kk, dim=1).indices == t[:, None]).any(dim=1)
+        out[f"top{k}"] = 100.0 * hit.double().mean().item()
+    return out
+
+
+def nll(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean negative log-likelihood -log softmax(z)_y (log_softmax, so no 1e-12 floor is needed)."""
+    z, t = logits_and_targets(logits, targets)
+    return F.cross_entropy(z, t).item()
+
+
+def expected_calibration_error(confidences: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> float:
+    """ECE as a fraction in [0, 1] from per-sample confidences and correctness.
+
+    ``n_bins`` equal-width bins on [0, 1] with membership lower < conf <= upper (official ``get_ece``), so a
+    confidence of exactly 1 falls in the last bin and one of exactly 0 in none.
+    ECE = sum_b |B_b|/n * |acc(B_b) - conf(B_b)| = sum_b |sum_{B_b} (correct - conf)| / n.
+    """
+    if n_bins < 1:
+        raise ValueError(f"ECE needs at least one bin, got {n_bins}.")
+    conf = confidences.detach().to("cpu", torch.float64).reshape(-1)
+    hit = correct.detach().to("cpu", torch.float64).reshape(-1)
+    if conf.shape != hit.shape or conf.numel() == 0:
+        raise ValueError("ECE needs as many correctness flags as confidences, and at least one sample.")
+    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
+    # bucketize(right=False) returns i with edges[i-1] < conf <= edges[i]: bin i-1, upper edge inclusive.
+    idx = torch.bucketize(conf, edges, right=False) - 1
+    valid = (idx >= 0) & (idx < n_bins)
+    gap = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, idx[valid], (hit - conf)[valid])
+    return (gap.abs().sum() / conf.numel()).item()
+
+
+def ece(logits: torch.Tensor, targets: torch.Tensor, n_bins: int = 15) -> float:
+    """Expected calibration error (fraction in [0, 1]) of the max-softmax confidence, 15 bins by default."""
+    z, t = logits_and_targets(logits, targets)
+    conf, pred = torch.softmax(z, dim=1).max(dim=1)
+    return expected_calibration_error(conf, pred == t, n_bins)
+
+
+def brier(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean over samples of sum_k (p_k - onehot_k)^2, in [0, 2].
+
+    (The official MixMo code additionally divides by K; this is the textbook multi-class Brier score.)
+    """
+    z, t = logits_and_targets(logits, targets)
+    p = torch.softmax(z, dim=1)
+    return ((p - F.one_hot(t, z.shape[1]).to(p.dtype)) ** 2).sum(1).mean().item()

@@ -1,0 +1,35 @@
+"""Backbones with a common stem / core / pool / head split, their registry, and the generic MIMO wrapper.
+
+``create_model("wrn28-10", 100)`` builds a backbone by name; ``MultiHeadMIMO(backbone, M)`` turns any backbone into
+M encoders, one shared core and M heads. Importing this package registers the built-in families.
+"""
+
+from mixlab.models import preact_resnet, small, wrn  # noqa: F401  (registers the families)
+from mixlab.models.base import Backbone, count_parameters
+from mixlab.models.init import he_truncated_normal_, init_weights, truncated_normal_
+from mixlab.models.mimo import MultiHeadMIMO, encoder_filter_norms, head_column_norms, stem_conv
+from mixlab.models.preact_resnet import PreActBlock, PreActResNet18
+from mixlab.models.registry import available_models, create_model, load_weights, register_model
+from mixlab.models.small import SmallCNN
+from mixlab.models.wrn import WideBasic, WideResNet
+
+__all__ = [
+    "Backbone",
+    "MultiHeadMIMO",
+    "PreActBlock",
+    "PreActResNet18",
+    "SmallCNN",
+    "WideBasic",
+    "WideResNet",
+    "available_models",
+    "count_parameters",
+    "create_model",
+    "encoder_filter_norms",
+    "he_truncated_normal_",
+    "head_column_norms",
+    "init_weights",
+    "load_weights",
+    "register_model",
+    "stem_conv",
+    "truncated_normal_",
+]

@@ -1,0 +1,179 @@
+"""One registry, one factory (after timm's ``_registry``): families register a name pattern and a builder.
+
+A family's pattern spells its name with integer fields in braces, e.g. ``"wrn{depth}-{width}"``. The same string
+is what users read in error messages and what the factory parses: ``create_model("wrn28-10", 100)`` calls the WRN
+builder with ``depth=28, width=10``. Pretrained weights are never fetched from anywhere; ``checkpoint_path`` loads a
+local state dict as data (``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from mixlab.errors import CheckpointError, ConfigError
+from mixlab.models.base import Backbone
+
+Builder = TypeVar("Builder", bound=Callable[..., Backbone])
+
+_FIELD = re.compile(r"\{([a-z_]+)\}")
+# Prefixes added by DistributedDataParallel and torch.compile; a state dict saved from a wrapped model loads as is.
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A registered family: its pattern, the compiled parser, the builder and the builder's free options."""
+
+    pattern: str
+    regex: re.Pattern[str]
+    fields: tuple[str, ...]
+    builder: Callable[..., Backbone]
+    options: tuple[str, ...]
+    description: str
+
+
+_FAMILIES: dict[str, ModelFamily] = {}
+
+
+def _compile(pattern: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    fields = tuple(_FIELD.findall(pattern))
+    if not fields or len(set(fields)) != len(fields):
+        raise ValueError(f"model pattern {pattern!r} needs one or more distinct integer fields like '{{width}}'")
+    parts = _FIELD.split(pattern)
+    # split() alternates literal text and field names: even indices are literals.
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[0-9]+)" for i, p in enumerate(parts))
+    return re.compile(regex), fields
+
+
+def register_model(pattern: str, *, description: str = "") -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(num_classes, *, <fields>, **options) -> Backbone`` under ``pattern``.
+
+    The builder must take ``num_classes`` and one keyword per brace field of the pattern; any further keyword
+    parameters become options that ``create_model`` accepts and validates.
+    """
+    regex, fields = _compile(pattern)
+
+    def decorator(builder: Builder) -> Builder:
+        if pattern in _FAMILIES:
+            raise ValueError(f"model pattern {pattern!r} is registered twice")
+        params = inspect.signature(builder).parameters
+        missing = [name for name in ("num_classes", *fields) if name not in params]
+        if missing:
+            raise ValueError(f"builder {builder.__name__} of {pattern!r} lacks parameters {missing}")
+        options = tuple(n for n in params if n not in ("num_classes", *fields))
+        doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
+        _FAMILIES[pattern] = ModelFamily(pattern, regex, fields, builder, options, doc)
+        return builder
+
+    return decorator
+
+
+def available_models() -> list[str]:
+    """The registered name patterns, e.g. ``["preactresnet18-{width}", "smallcnn-{width}", "wrn{depth}-{width}"]``."""
+    return sorted(_FAMILIES)
+
+
+def _valid_names() -> str:
+    return ", ".join(f"'{p}'" for p in available_models()) + " (for example 'wrn28-10', 'preactresnet18-2')"
+
+
+def create_model(
+    name: str, num_classes: int, *, checkpoint_path: str | Path | None = None, **kwargs: object
+) -> Backbone:
+    """Build the backbone called ``name`` with a ``num_classes``-way head, optionally loading local weights.
+
+    Unknown or malformed names, impossible sizes and unknown options raise ``ConfigError`` listing the valid
+    patterns; an unreadable or mismatching checkpoint raises ``CheckpointError``.
+    """
+    key = name.strip().lower() if isinstance(name, str) else ""
+    family, match = None, None
+    for candidate in _FAMILIES.values():
+        match = candidate.regex.fullmatch(key)
+        if match is not None:
+            family = candidate
+            break
+    if family is None or match is None:
+        raise ConfigError(f"Unknown model name {name!r}. Valid model names follow the patterns {_valid_names()}.")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r} for model {name!r}.")
+    unknown = sorted(set(kwargs) - set(family.options))
+    if unknown:
+        allowed = ", ".join(family.options) if family.options else "none"
+        raise ConfigError(
+            f"Model {name!r} does not take the option(s) {unknown}; its options are: {allowed} "
+            f"(sizes come from the name itself, pattern '{family.pattern}')."
+        )
+    sizes = {field: int(match.group(field)) for field in family.fields}
+    try:
+        model = family.builder(num_classes, **sizes, **kwargs)
+    except ConfigError as error:
+        raise ConfigError(f"{error} Valid model names follow the patterns {_valid_names()}.") from None
+    if checkpoint_path is not None:
+        load_weights(model, checkpoint_path)
+    return model
+
+
+def _extract_state_dict(obj: object) -> Mapping[str, Tensor] | None:
+    """A plain state dict, or one nested under a 'model' / 'state_dict' key as training checkpoints store it."""
+    if isinstance(obj, Mapping):
+        if obj and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
+            return obj
+        for key in ("model", "state_dict"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping):
+                found = _extract_state_dict(inner)
+                if found is not None:
+                    return found
+    return None
+
+
+def _strip_prefixes(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    out = dict(state)
+    for prefix in _WRAPPER_PREFIXES:
+        if out and all(k.startswith(prefix) for k in out):
+            out = {k[len(prefix) :]: v for k, v in out.items()}
+    return out
+
+
+def load_weights(model: nn.Module, checkpoint_path: str | Path) -> nn.Module:
+    """Load a local state dict into ``model`` strictly; the file is read as data (``weights_only=True``)."""
+    path = Path(checkpoint_path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint file at '{path}'. Give the path of a saved state dict (a .pt file).")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # any unpickling failure means "not a weights-only checkpoint"
+        raise CheckpointError(
+            f"Could not read '{path}' as a weights-only PyTorch checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). Only tensors and plain containers are accepted."
+        ) from None
+    state = _extract_state_dict(obj)
+    if state is None:
+        raise CheckpointError(
+            f"'{path}' holds no state dict (expected a mapping of parameter names to tensors, possibly under a "
+            "'model' or 'state_dict' key)."
+        )
+    state = _strip_prefixes(state)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        details = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+            if keys:
+                details.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
+        raise CheckpointError(
+            f"The weights in '{path}' do not fit this {type(model).__name__}: {'; '.join(details)}. "
+            "Was it saved from another model, width or number of classes?"
+        )
+    model.load_state_dict(state, strict=True)
+    return model
