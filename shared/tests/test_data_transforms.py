@@ -22,15 +22,6 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Hundreds of tiny ops: intra-op threads only add contention on a busy 2-core CI box (100x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def images(batch=8, side=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (batch, 3, side, side), generator=g, dtype=torch.uint8)

@@ -8,15 +8,6 @@ from mixlab.models import create_model, he_truncated_normal_, truncated_normal_
 from mixlab.models.init import TRUNCATED_NORMAL_STD, init_weights
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner OpenMP barriers stall."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_truncation_constant_is_the_std_of_a_two_sigma_truncated_normal():
     phi2 = math.exp(-2.0) / math.sqrt(2 * math.pi)
     mass = math.erf(2 / math.sqrt(2))

@@ -16,15 +16,6 @@ from mixlab.models import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner OpenMP barriers stall."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _mimo(name: str = "wrn10-1", num_members: int = 2, seed: int = 0, num_classes: int = 10, **kwargs):
     torch.manual_seed(seed)
     return MultiHeadMIMO(create_model(name, num_classes), num_members, **kwargs)

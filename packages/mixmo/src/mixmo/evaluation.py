@@ -10,7 +10,7 @@ from mixlab import cli as common
 from mixlab.data import build_dataset
 from mixlab.engine import DistInfo, Precision, Runtime, load_checkpoint, resolve_device
 from mixlab.errors import CheckpointError, DatasetError
-from mixlab.metrics import nll, topk_accuracy
+from mixlab.metrics import classification_metrics, ensemble_logits, nll, topk_accuracy
 
 from mixmo.config import MixMoConfig
 from mixmo.method import build_network, predict, summarize
@@ -19,8 +19,10 @@ from mixmo.method import build_network, predict, summarize
 def load_network(path: Path, device: torch.device) -> tuple[torch.nn.Module, MixMoConfig]:
     state = load_checkpoint(path, method="mixmo")
     config = common.config_from_dict(MixMoConfig, state["config"])
-    dataset_classes = state["model"][next(k for k in state["model"] if k.endswith("weight") and "heads" in k)].shape[0]
-    model = build_network(config, dataset_classes)
+    head_weights = [v for k, v in state["model"].items() if k.startswith("heads.") and k.endswith("weight")]
+    if not head_weights:
+        raise CheckpointError(f"{path} holds no MixMo heads: it is not a checkpoint of `mixmo train`")
+    model = build_network(config, num_classes=head_weights[0].shape[0])
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -70,14 +72,12 @@ def evaluate_checkpoints(
 
 
 def summarize_logits(head_logits: torch.Tensor, config: MixMoConfig) -> torch.Tensor:
-    from mixlab.metrics import ensemble_logits
-
+    """One network's prediction: its heads combined as its config says (mean logits by default)."""
     return ensemble_logits(head_logits.cpu(), reduce=config.ensemble_reduce)
 
 
 def summarize_ensemble(probs: torch.Tensor, members: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
-    from mixlab.metrics import classification_metrics
-
+    """Metrics of a deep ensemble: `members` (N, networks, K) play the role of heads (accuracy, diversity)."""
     return classification_metrics(probs.clamp_min(1e-12).log(), targets, head_logits=members)
 
 

@@ -77,14 +77,7 @@ class MixMoMethod(Method):
             rank=runtime.dist.rank,
             world_size=runtime.dist.world_size,
         )
-        self.steps_per_epoch = len(self.sampler)
-        if self.steps_per_epoch == 0:
-            from mixlab.errors import ConfigError
-
-            raise ConfigError(
-                f"batch size {cfg.batch_size} x {runtime.dist.world_size} process(es) is larger than the "
-                f"{len(self.train_set)} training images x b={cfg.batch_repetitions}: no full batch per epoch"
-            )
+        self.steps_per_epoch = len(self.sampler)  # the sampler refuses a batch larger than the data
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
             lr=cfg.lr,
@@ -166,11 +159,9 @@ class MixMoMethod(Method):
             )
             logs["pixel_lambda"] = lam.mean()
 
-        if self.runtime.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
         logits = self.forward_module(x, masks, scale_by_M=cfg.scale_by_M)  # (B, heads, K)
         loss = mixmo_loss(logits, targets, kappa, weight_root=cfg.weight_root, head_mode=cfg.head_mode)
-        logs["binary"] = torch.tensor(float(plan.binary.float().mean()) if torch.is_tensor(plan.binary) else float(plan.binary))
+        logs["binary"] = plan.binary_samples.float().mean()
         return StepOutput(loss=loss, num_images=B * M, logs=logs)
 
     # -- evaluation -------------------------------------------------------------------------------------------
