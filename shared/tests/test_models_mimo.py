@@ -266,3 +266,28 @@ def test_wrong_input_shapes_are_rejected():
         model.encode(torch.randn(2, 3, 3, 32, 32))
     with pytest.raises(ValueError, match="forward expects"):
         model(torch.randn(2, 2, 3, 32, 32))
+
+
+def test_pool_fn_replaces_the_pooling_of_the_final_map():
+    """The hook MixShare's unmixing uses: custom pooling inside forward (one call, so DDP sees it)."""
+    from mixlab.mixing import sample_mixing
+
+    model = _mimo(num_members=2).eval()
+    xs = torch.randn(3, 2, 3, 32, 32)
+    masks = sample_mixing(3, 2, 32, 32, alpha=2.0, binary_prob=1.0, generator=torch.Generator().manual_seed(0)).masks
+    seen = []
+
+    def per_head(feature_map):
+        seen.append(feature_map.shape)
+        gap = model.pool(feature_map)
+        return torch.stack([gap, 2 * gap], dim=1)  # (B, M, D): one feature vector per head
+
+    with torch.no_grad():
+        torch.testing.assert_close(model(xs, masks, pool_fn=model.pool), model(xs, masks))
+        out = model(xs, masks, pool_fn=per_head)
+        feature_map = model.features(model.encode(xs).mul(masks).sum(1) * 2)
+        expected = model.classify(torch.stack([model.pool(feature_map), 2 * model.pool(feature_map)], dim=1))
+        torch.testing.assert_close(out, expected)
+        x = torch.randn(2, 3, 32, 32)
+        torch.testing.assert_close(model(x, pool_fn=model.pool), model(x))
+    assert seen == [torch.Size([3, 64, 8, 8])]

@@ -4,7 +4,6 @@ import json
 import pickle
 
 import numpy as np
-
 from mixlab.data import STANDARD_CORRUPTIONS
 
 

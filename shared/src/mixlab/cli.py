@@ -148,3 +148,57 @@ def exit_code_for(summary: dict[str, Any]) -> int:
 
 def python_command() -> str:
     return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def train_from_cli(
+    *,
+    package: str,
+    config_cls: type,
+    book: Any,
+    make_method: Callable[[Any], Any],
+    recipe: str | None,
+    overrides: dict[str, Any],
+    resume: Path | None,
+    **run_options: Any,
+) -> dict[str, Any]:
+    """The body of every `<pkg> train`: resolve the config (or reload a run's), run the engine, return the summary.
+
+    `overrides` are the method options as given on the command line (None = not given); with `--resume` none may
+    be given, because the run continues with its saved configuration.
+    """
+    from mixlab.engine import RunOptions, Trainer
+    from mixlab.engine.rundir import CONFIG, read_json, resumable_run_dir
+
+    if resume is not None:
+        given = sorted(k for k, v in overrides.items() if v is not None) + (["--recipe"] if recipe else [])
+        if given:
+            raise ConfigError(f"--resume continues the saved configuration; drop {', '.join(given)}")
+        config = config_from_dict(config_cls, read_json(resumable_run_dir(resume) / CONFIG)["config"])
+    else:
+        base = book.get(recipe).config if recipe else book.default(overrides.get("dataset") or "digits").config
+        config = override(base, **overrides).validate()
+    options = RunOptions(
+        package=package, dataset=config.dataset, epochs=config.epochs, seed=config.seed, resume=resume, **run_options
+    )
+    return Trainer(make_method(config), options).fit()
+
+
+def show_recipe(recipe: Any) -> None:
+    """`<pkg> recipes --show NAME`: description, full configuration, the paper's numbers."""
+    console.print(f"[bold]{recipe.name}[/bold]: {recipe.description}")
+    if getattr(recipe, "ensemble_runs", 1) > 1:
+        console.print(f"ensemble of {recipe.ensemble_runs} independently trained runs (seeds 0..{recipe.ensemble_runs - 1})")
+    console.print_json(json.dumps(dataclasses.asdict(recipe.config)))
+    for result in recipe.results:
+        console.print(f"{result.table}: " + ", ".join(f"{k} {v}" for k, v in result.metrics.items()))
+
+
+def print_eval_report(report: dict[str, Any], json_out: Path | None = None) -> None:
+    """`<pkg> eval` output: the metrics table, CIFAR-100-C when evaluated, and the JSON file when asked for."""
+    console.print(metrics_table(report["title"], report["metrics"]))
+    if report.get("cifar100c"):
+        console.print(metrics_table("CIFAR-100-C (pooled, no temperature scaling)", report["cifar100c"]))
+    elif report.get("cifar100c_note"):
+        console.print(f"[dim]{report['cifar100c_note']}[/dim]")
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n")

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 from typing import Annotated
 
 import torch
 import typer
 from mixlab import cli as common
-from mixlab.engine import RunOptions, Trainer
-from mixlab.engine.rundir import CONFIG, read_json, resumable_run_dir
-from mixlab.errors import ConfigError
 from rich.table import Table
 
 from mixmo.config import MixMoConfig
 from mixmo.evaluation import evaluate_checkpoints
 from mixmo.method import MixMoMethod
-from mixmo.recipes import RECIPES, default_recipe, get_recipe
+from mixmo.recipes import BOOK
 
 app = typer.Typer(
     help="MixMo: multi-input multi-output subnetworks trained with mixed inputs (thesis ch. 3).",
@@ -67,23 +62,13 @@ def train(
         block=block, alpha=alpha, binary_prob=binary_prob, weight_root=weight_root,
         batch_repetitions=batch_repetitions, pixel_msda=pixel_msda, augmix=augmix, **common.parse_set_options(set_),
     )
-    if resume is not None:
-        given = sorted(k for k, v in overrides.items() if v is not None) + (["--recipe"] if recipe else [])
-        if given:
-            raise ConfigError(f"--resume continues the saved configuration; drop {', '.join(given)}")
-        saved = read_json(resumable_run_dir(resume) / CONFIG)
-        config = common.config_from_dict(MixMoConfig, saved["config"])
-    else:
-        base = get_recipe(recipe).config if recipe else default_recipe(dataset or "digits").config
-        config = common.override(base, **overrides).validate()
-    method = MixMoMethod(config, data_root=data_root, download=download)
-    options = RunOptions(
-        package="mixmo", dataset=config.dataset, epochs=config.epochs, device=device, amp=amp, compile=compile,
-        channels_last=channels_last, sync_bn=sync_bn, seed=config.seed, out=out, resume=resume,
-        eval_every=eval_every, checkpoint_every=checkpoint_every, stop_after_steps=stop_after_steps,
-        progress=progress,
+    summary = common.train_from_cli(
+        package="mixmo", config_cls=MixMoConfig, book=BOOK,
+        make_method=lambda config: MixMoMethod(config, data_root=data_root, download=download),
+        recipe=recipe, overrides=overrides, resume=resume, out=out, device=device, amp=amp, compile=compile,
+        channels_last=channels_last, sync_bn=sync_bn, eval_every=eval_every, checkpoint_every=checkpoint_every,
+        stop_after_steps=stop_after_steps, progress=progress,
     )
-    summary = Trainer(method, options).fit()
     common.print_summary(summary)
     raise typer.Exit(common.exit_code_for(summary))
 
@@ -103,13 +88,7 @@ def evaluate(
     report = evaluate_checkpoints(
         checkpoint, data_root=data_root, device=device, amp=amp, batch_size=batch_size, cifar100c=cifar100c
     )
-    common.console.print(common.metrics_table(report["title"], report["metrics"]))
-    if report.get("cifar100c"):
-        common.console.print(common.metrics_table("CIFAR-100-C (pooled, no temperature scaling)", report["cifar100c"]))
-    elif report.get("cifar100c_note"):
-        common.console.print(f"[dim]{report['cifar100c_note']}[/dim]")
-    if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2) + "\n")
+    common.print_eval_report(report, json_out)
 
 
 @app.command()
@@ -120,18 +99,12 @@ def recipes(
 ) -> None:
     """List the named recipes with the numbers the thesis reports for them."""
     if show is not None:
-        r = get_recipe(show)
-        common.console.print(f"[bold]{r.name}[/bold]: {r.description}")
-        if r.ensemble_runs > 1:
-            common.console.print(f"ensemble of {r.ensemble_runs} independently trained runs (seeds 0..{r.ensemble_runs - 1})")
-        common.console.print_json(json.dumps(dataclasses.asdict(r.config)))
-        for result in r.results:
-            common.console.print(f"{result.table}: " + ", ".join(f"{k} {v}" for k, v in result.metrics.items()))
+        common.show_recipe(BOOK.get(show))
         return
     table = Table(title="MixMo recipes (paper numbers; NLL raw, not x1e-2)", header_style="bold")
     for col in ("recipe", "what", "tables", "top1", "nll_c"):
         table.add_column(col, justify="right" if col in ("top1", "nll_c") else "left")
-    for name, r in RECIPES.items():
+    for name, r in BOOK.recipes.items():
         if dataset and r.config.dataset != dataset:
             continue
         first = r.results[0].metrics if r.results else {}

@@ -1,4 +1,4 @@
-"""MixMo's configuration: one flat frozen dataclass whose fields are the paper's knobs (spec §8).
+"""MixMo's configuration: the shared multi-input knobs plus in-pixel MSDA and Table 3.4's classifier variants.
 
 Defaults are the thesis's main Cut-MixMo CIFAR-100 run (WRN-28-10, M=2, alpha=2, r=3, p=0.5, b=4). Recipes
 (`mixmo.recipes`) replace fields; the command line replaces fields of the recipe; the resolved config is saved in
@@ -7,100 +7,31 @@ the run directory and inside every checkpoint, so `mixmo eval` rebuilds exactly 
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from mixlab.errors import ConfigError
+from mixlab.mimo.config import MultiInputConfig, need
 
 MIXING_BLOCKS = ("linear", "cutmix", "hconcat", "vconcat", "patchup2d", "fmix", "cowmask")
 HEAD_MODES = ("per_member", "single_soft", "random_assign", "predominant_first")
 PIXEL_MSDA = ("none", "cutmix", "mixup")
-ENSEMBLE_REDUCE = ("mean_logits", "mean_probs")
-LEVELS = ("batch", "sample")
 
 
 @dataclass(frozen=True)
-class MixMoConfig:
-    # -- data --------------------------------------------------------------------------------------------
-    dataset: str = "cifar100"
-    batch_size: int = 64  # rows per step and per process; each row carries M images
-    batch_repetitions: int = 4  # b: every sampled image appears b times in a batch (spec §3.8)
-    input_repetition: float = 0.0  # share of rows with the same image on every input (MixShare: 0.1)
-    crop_padding: int = 4  # random crop after zero padding
-    hflip: bool = True
-    augmix: bool = False  # CIFAR-100-C robustness experiments (Table 3.2)
+class MixMoConfig(MultiInputConfig):
+    block: str = "cutmix"  # Table 3.3's binary block; "linear" means never binary (Linear-MixMo, MIMO)
     pixel_msda: str = "none"  # in-pixel MSDA on each input before MixMo: none | cutmix | mixup
     pixel_msda_prob: float = 0.5  # official value; the thesis does not state it
     pixel_msda_alpha: float = 1.0  # lambda ~ Beta(1, 1)
-    pixel_msda_swap_if_minor: bool = True  # keep the batch image dominant (lambda* >= 0.5) in MixMo
-    # -- model -------------------------------------------------------------------------------------------
-    model: str = "wrn28-10"
-    num_members: int = 2  # M; 1 is the plain network
-    shared_encoder: bool = False  # Table 3.4: one encoder for every input
+    pixel_msda_swap_if_minor: bool = True  # lambda* inside the MixMo mask, batch image kept dominant (MixMo)
     head_mode: str = "per_member"  # Table 3.4: per_member | single_soft | random_assign | predominant_first
-    encoder_init: str = "independent"  # independent | identical | colinear
-    # -- mixing block ------------------------------------------------------------------------------------
-    block: str = "cutmix"  # the binary block used with probability p (Table 3.3); "linear" means never binary
-    alpha: float = 2.0  # kappa ~ Beta(alpha, alpha) / Dir_M(alpha); <= 0 means fixed 1/M (MIMO)
-    binary_prob: float = 0.5  # p: probability that a batch uses the binary block rather than linear mixing
-    binary_prob_decay_start: float = 11 / 12  # p decays linearly to 0 over the last 1/12 of training
-    scale_by_M: bool = True  # the xM factor matching the test-time sum of encodings
-    binary_choice_level: str = "batch"  # binary-vs-linear drawn per batch (official) or per sample
-    role_swap_level: str = "batch"  # which input owns the patch: drawn per batch (official) or per sample
-    cutmix_box: str = "clip"  # clip (official: box clipped at the border) | inside
-    weight_root: float = 3.0  # r of w_r; 1 gives w = M kappa; inf gives w = 1
-    ensemble_reduce: str = "mean_logits"  # how the M heads are averaged at test time
-    # -- optimisation ------------------------------------------------------------------------------------
-    epochs: int = 300
-    base_lr: float = 0.1  # lr = base_lr / b * batch_size / lr_reference_batch (spec §6.2)
-    lr_reference_batch: int = 128
-    momentum: float = 0.9
-    nesterov: bool = True
-    l2: float = 3e-4  # official: 3e-4 * sum(theta^2) added to the loss == SGD weight decay 6e-4 on all params
-    weight_decay: float = 0.0  # optimizer weight decay on top (Tiny ImageNet: 1e-4, with l2 = 0)
-    warmup_epochs: float = 1.0
-    milestones: tuple[int, ...] = (100, 200, 225)  # LR x gamma after these many completed epochs
-    gamma: float = 0.1
-    seed: int = 0
-
-    @property
-    def lr(self) -> float:
-        return self.base_lr / self.batch_repetitions * self.batch_size / self.lr_reference_batch
-
-    @property
-    def optimizer_weight_decay(self) -> float:
-        """SGD weight decay equal to the official L2 loss term (its gradient is 2 * l2 * theta) plus any extra."""
-        return 2.0 * self.l2 + self.weight_decay
 
     def validate(self) -> MixMoConfig:
-        def need(cond: bool, message: str) -> None:
-            if not cond:
-                raise ConfigError(message)
-
-        need(self.num_members >= 1, f"num_members (M) must be at least 1, not {self.num_members}")
-        need(self.batch_size >= 1, f"batch size must be positive, not {self.batch_size}")
-        need(self.batch_repetitions >= 1, f"batch repetitions b must be at least 1, not {self.batch_repetitions}")
-        need(
-            self.batch_size % self.batch_repetitions == 0,
-            f"batch size {self.batch_size} is not divisible by the batch repetitions b={self.batch_repetitions}",
-        )
-        need(0.0 <= self.input_repetition <= 1.0, f"input_repetition must be in [0, 1], not {self.input_repetition}")
-        need(0.0 <= self.binary_prob <= 1.0, f"binary_prob (p) must be in [0, 1], not {self.binary_prob}")
-        need(0.0 < self.binary_prob_decay_start <= 1.0, "binary_prob_decay_start must be in (0, 1]")
-        need(0.0 <= self.pixel_msda_prob <= 1.0, f"pixel_msda_prob must be in [0, 1], not {self.pixel_msda_prob}")
-        need(self.pixel_msda_alpha > 0, "pixel_msda_alpha must be positive")
-        need(self.weight_root > 0 or math.isinf(self.weight_root), f"weight_root r must be > 0, not {self.weight_root}")
+        super().validate()
         need(self.block in MIXING_BLOCKS, f"block must be one of {', '.join(MIXING_BLOCKS)}, not {self.block!r}")
         need(self.head_mode in HEAD_MODES, f"head_mode must be one of {', '.join(HEAD_MODES)}, not {self.head_mode!r}")
         need(self.pixel_msda in PIXEL_MSDA, f"pixel_msda must be one of {', '.join(PIXEL_MSDA)}")
-        need(self.ensemble_reduce in ENSEMBLE_REDUCE, f"ensemble_reduce must be one of {', '.join(ENSEMBLE_REDUCE)}")
-        need(self.binary_choice_level in LEVELS and self.role_swap_level in LEVELS, "levels must be batch or sample")
-        need(self.cutmix_box in ("clip", "inside"), "cutmix_box must be clip or inside")
-        need(self.encoder_init in ("independent", "identical", "colinear"), "encoder_init: independent|identical|colinear")
-        need(self.epochs >= 1, f"epochs must be at least 1, not {self.epochs}")
-        need(self.base_lr > 0, f"the learning rate must be positive, not {self.base_lr}")
-        need(self.l2 >= 0 and self.weight_decay >= 0, "l2 and weight_decay must be >= 0")
-        need(self.crop_padding >= 0, "crop_padding must be >= 0")
+        need(0.0 <= self.pixel_msda_prob <= 1.0, f"pixel_msda_prob must be in [0, 1], not {self.pixel_msda_prob}")
+        need(self.pixel_msda_alpha > 0, "pixel_msda_alpha must be positive")
         need(
             self.head_mode in ("per_member", "single_soft") or self.num_members == 2,
             f"head_mode {self.head_mode} is defined for M=2 only (Table 3.4)",
@@ -110,6 +41,3 @@ class MixMoConfig:
             f"head_mode {self.head_mode} is Table 3.4's one-encoder variant: set shared_encoder",
         )
         return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)

@@ -1,4 +1,8 @@
-"""`mixmo eval`: rebuild trained networks from their checkpoints and report the thesis's metrics."""
+"""`mixmo eval`: rebuild trained networks from their checkpoints and report the thesis's metrics.
+
+The machinery is shared with MixShare in `mixlab.mimo.evaluation`; this module binds it to MixMo's config and
+network builder (one shared head for Table 3.4's ``single_soft`` classifier).
+"""
 
 from __future__ import annotations
 
@@ -6,89 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from mixlab import cli as common
-from mixlab.data import build_dataset
-from mixlab.engine import DistInfo, Precision, Runtime, load_checkpoint, resolve_device
-from mixlab.errors import CheckpointError, DatasetError
-from mixlab.metrics import classification_metrics, ensemble_logits, nll, topk_accuracy
+from mixlab.mimo.evaluation import evaluate_checkpoints as _evaluate_checkpoints
+from mixlab.mimo.evaluation import load_network as _load_network
+from mixlab.mimo.evaluation import robustness, summarize_ensemble, summarize_logits
 
 from mixmo.config import MixMoConfig
-from mixmo.method import build_network, predict, summarize
+from mixmo.method import build_network
+
+__all__ = ["evaluate_checkpoints", "load_network", "robustness", "summarize_ensemble", "summarize_logits"]
 
 
 def load_network(path: Path, device: torch.device) -> tuple[torch.nn.Module, MixMoConfig]:
-    state = load_checkpoint(path, method="mixmo")
-    config = common.config_from_dict(MixMoConfig, state["config"])
-    head_weights = [v for k, v in state["model"].items() if k.startswith("heads.") and k.endswith("weight")]
-    if not head_weights:
-        raise CheckpointError(f"{path} holds no MixMo heads: it is not a checkpoint of `mixmo train`")
-    model = build_network(config, num_classes=head_weights[0].shape[0])
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the {config.model} network it names ({exc})") from exc
-    return model.to(device).eval(), config
+    return _load_network(path, device, method="mixmo", config_cls=MixMoConfig, build=build_network)
 
 
 def evaluate_checkpoints(
-    paths: list[Path],
-    *,
-    data_root: Path | None,
-    device: str,
-    amp: str,
-    batch_size: int,
-    cifar100c: bool,
+    paths: list[Path], *, data_root: Path | None, device: str, amp: str, batch_size: int, cifar100c: bool
 ) -> dict[str, Any]:
-    dev = resolve_device(device)
-    runtime = Runtime(dev, DistInfo(), Precision(amp, dev), channels_last=False)
-    networks = [load_network(Path(p), dev) for p in paths]
-    configs = [c for _, c in networks]
-    datasets = {c.dataset for c in configs}
-    if len(datasets) != 1:
-        raise CheckpointError(f"the checkpoints were trained on different datasets: {', '.join(sorted(datasets))}")
-    config = configs[0]
-    test_set = build_dataset(config.dataset, "test", data_root)
-
-    outputs = [predict(model, test_set, runtime, batch_size) for model, _ in networks]
-    targets = outputs[0][1].cpu()
-    if len(networks) == 1:
-        metrics = summarize(outputs[0][0], targets, config)
-        title = f"{paths[0]} on {config.dataset} (test)"
-    else:
-        # Deep ensemble: average the logits within each network, the probabilities across networks (spec §4.3).
-        probs = torch.stack([summarize_logits(o[0], c).softmax(-1) for o, c in zip(outputs, configs)]).mean(0)
-        members = torch.stack([summarize_logits(o[0], c) for o, c in zip(outputs, configs)], dim=1)
-        metrics = summarize_ensemble(probs, members, targets)
-        title = f"ensemble of {len(networks)} networks on {config.dataset} (test)"
-    report: dict[str, Any] = {"title": title, "checkpoints": [str(p) for p in paths], "metrics": metrics}
-    if cifar100c and config.dataset == "cifar100":
-        try:
-            corrupted = build_dataset("cifar100c", "test", data_root)
-        except DatasetError as exc:
-            report["cifar100c_note"] = f"CIFAR-100-C not evaluated: {str(exc).splitlines()[0]}"
-        else:
-            report["cifar100c"] = robustness(networks, corrupted, runtime, batch_size)
-    return report
-
-
-def summarize_logits(head_logits: torch.Tensor, config: MixMoConfig) -> torch.Tensor:
-    """One network's prediction: its heads combined as its config says (mean logits by default)."""
-    return ensemble_logits(head_logits.cpu(), reduce=config.ensemble_reduce)
-
-
-def summarize_ensemble(probs: torch.Tensor, members: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
-    """Metrics of a deep ensemble: `members` (N, networks, K) play the role of heads (accuracy, diversity)."""
-    return classification_metrics(probs.clamp_min(1e-12).log(), targets, head_logits=members)
-
-
-def robustness(networks, dataset, runtime: Runtime, batch_size: int) -> dict[str, float]:
-    """Top-1, Top-5 and NLL on all CIFAR-100-C corruptions and severities pooled, without temperature scaling."""
-    probs = None
-    for model, config in networks:
-        head_logits, targets = predict(model, dataset, runtime, batch_size)
-        p = summarize_logits(head_logits, config).softmax(-1)
-        probs = p if probs is None else probs + p
-    logits = (probs / len(networks)).clamp_min(1e-12).log()
-    targets = targets.cpu()
-    acc = topk_accuracy(logits, targets, ks=(1, 5))
-    return {"c_top1": acc["top1"], "c_top5": acc["top5"], "c_nll": nll(logits, targets), "images": int(len(targets))}
+    return _evaluate_checkpoints(
+        paths, method="mixmo", config_cls=MixMoConfig, build=build_network,
+        data_root=data_root, device=device, amp=amp, batch_size=batch_size, cifar100c=cifar100c,
+    )

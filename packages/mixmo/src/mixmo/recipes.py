@@ -12,28 +12,10 @@ here so that every recipe and every run uses the same units).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
-from mixlab.errors import ConfigError
+from mixlab.recipes import PaperResult, Recipe, RecipeBook
 
 from mixmo.config import MixMoConfig
-
-
-@dataclass(frozen=True)
-class PaperResult:
-    table: str  # e.g. "Table 3.1 (best test epoch, mean of 3 runs)"
-    metrics: dict[str, float]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    config: MixMoConfig
-    description: str
-    results: tuple[PaperResult, ...] = ()
-    ensemble_runs: int = 1  # DE rows: train this many seeds, evaluate them together (mixmo eval -c a -c b ...)
-    notes: str = ""
-    tags: tuple[str, ...] = field(default=())
 
 
 # -- the variants (spec §6.5, §3.7) ------------------------------------------------------------------------------
@@ -263,36 +245,18 @@ def _build() -> dict[str, Recipe]:
     return B.recipes
 
 
-RECIPES: dict[str, Recipe] = _build()
-
 #: what `mixmo train --dataset X` runs when no --recipe is given: the paper's main Cut-MixMo setting.
-DEFAULT_RECIPE = {
-    "cifar100": "cifar100-wrn28-10-cut-mixmo-b4",
-    "cifar10": "cifar10-wrn28-10-cut-mixmo-b4",
-    "tinyimagenet": "tinyimagenet-preactresnet18-1-cut-mixmo-b4",
-    "digits": "digits-wrn16-1-cut-mixmo-b2",
-}
-
-
-def get_recipe(name: str) -> Recipe:
-    try:
-        return RECIPES[name]
-    except KeyError:
-        close = [n for n in RECIPES if name in n][:5]
-        hint = f" (did you mean {', '.join(close)}?)" if close else "; `mixmo recipes` lists them"
-        raise ConfigError(f"unknown recipe {name!r}{hint}") from None
-
-
-def default_recipe(dataset: str) -> Recipe:
-    if dataset not in DEFAULT_RECIPE:
-        from mixlab.data import available_datasets
-
-        if dataset not in available_datasets():
-            from mixlab.errors import DatasetError
-
-            raise DatasetError(f"unknown dataset {dataset!r}; known: {', '.join(available_datasets())}")
-        raise ConfigError(
-            f"MixMo has no paper recipe for {dataset!r}; pick one with --recipe (e.g. --recipe "
-            f"cifar100-wrn28-10-cut-mixmo-b4 --dataset {dataset}) and the dataset is replaced"
-        )
-    return RECIPES[DEFAULT_RECIPE[dataset]]
+BOOK = RecipeBook(
+    "mixmo",
+    _build(),
+    {
+        "cifar100": "cifar100-wrn28-10-cut-mixmo-b4",
+        "cifar10": "cifar10-wrn28-10-cut-mixmo-b4",
+        "tinyimagenet": "tinyimagenet-preactresnet18-1-cut-mixmo-b4",
+        "digits": "digits-wrn16-1-cut-mixmo-b2",
+    },
+)
+RECIPES = BOOK.recipes
+DEFAULT_RECIPE = BOOK.defaults
+get_recipe = BOOK.get
+default_recipe = BOOK.default

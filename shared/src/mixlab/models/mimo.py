@@ -6,6 +6,7 @@ Training goes through the pieces, because the mixing block sits between them::
     z = mix(l, masks)                 # method-specific mixing block (mixlab.mixing)
     F = model.features(z)             # (B, D, h, w): the final map, before pooling (MixShare unmixes here)
     logits = model.classify(model.pool(F))          # (B, M, K): head i on the shared pooled features
+                                      # (or model(xs, masks, pool_fn=...): one call, DDP-safe, custom pooling)
 
 Testing uses ``forward``: the same image on every input, ``z = sum_i c_i(x)``, logits ``(B, M, K)``; the ensemble
 prediction is their mean over M. With ``M = 1`` this is exactly the wrapped backbone (no x M factor, no mixing).
@@ -14,6 +15,7 @@ prediction is their mean over M. With ``M = 1`` this is exactly the wrapped back
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -191,21 +193,32 @@ class MultiHeadMIMO(nn.Module):
             z = z + encoder(x)
         return z
 
-    def forward(self, x: Tensor, masks: Tensor | None = None, *, scale_by_M: bool = True) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        masks: Tensor | None = None,
+        *,
+        scale_by_M: bool = True,
+        pool_fn: Callable[[Tensor], Tensor] | None = None,
+    ) -> Tensor:
         """Logits (B, M, K) of every head.
 
         Test path (``masks`` is None): ``x`` (B, 3, H, W) is fed to every encoder and the encodings are summed.
         Training path: ``x`` (B, M, 3, H, W) holds one image per input and ``masks`` (B, M, 1, H0|1, W0|1) the
         mixing block's per-input masks; the mixed encoding ``M * sum_i m_i * c_i(x_i)`` goes through the core.
         Both paths go through ``forward`` so that DDP sees (and synchronises) the training computation.
+
+        ``pool_fn`` replaces the core's pooling of the final map F (B, D, h, w); it returns shared features
+        (B, D) or one feature vector per head (B, M, D), e.g. MixShare's unmixing (masked pooling per head).
         """
+        pool = self.pool if pool_fn is None else pool_fn
         if masks is None:
             if x.dim() != 4:
                 raise ValueError(f"forward expects one image batch (B, C, H, W), got {tuple(x.shape)}; use encode()")
-            return self.classify(self.pool(self.features(self.encode_sum(x))))
+            return self.classify(pool(self.features(self.encode_sum(x))))
         from mixlab.mixing import mix  # models do not otherwise depend on the mixing package
 
-        return self.classify(self.pool(self.features(mix(self.encode(x), masks, scale_by_M=scale_by_M))))
+        return self.classify(pool(self.features(mix(self.encode(x), masks, scale_by_M=scale_by_M))))
 
 
 def _scale_filters_(conv: nn.Conv2d, low: float, high: float, generator: torch.Generator | None) -> None:

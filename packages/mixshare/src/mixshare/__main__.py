@@ -1,0 +1,3 @@
+from mixshare.cli import main
+
+main()

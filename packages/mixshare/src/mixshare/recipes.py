@@ -1,0 +1,90 @@
+"""Table 3.6 (thesis; spec §5.7, §7.7) as named recipes, each carrying the paper's mean ± std over 3 seeds.
+
+Every row exists for WRN-28-2 and WRN-28-5 on CIFAR-100 (b=2, milestones 75/150/225, 300 epochs, spec §6.4), and
+as a reduced version on the built-in `digits` data (no paper number). Rows 2-5 use the full MixShare adjustments
+(p=1, 10% input repetition, r=1), the spec's §9 B3 resolution; `--set` overrides any field for the other reading.
+
+Units: accuracies and the share rate in %. ``*_std`` keys hold the standard deviations over the 3 seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mixlab.recipes import PaperResult, Recipe, RecipeBook
+
+from mixshare.config import MixShareConfig
+
+TABLE = "Table 3.6 (CIFAR-100, b=2, mean ± std over 3 seeds)"
+
+
+#: row key -> (label, config fields), spec §5.7.
+ROWS: dict[str, tuple[str, dict]] = {
+    "mixmo": ("MixMo", dict(encoder_init="independent", unmix="none", binary_prob=0.5,
+                            binary_prob_decay_start=11 / 12, input_repetition=0.0, weight_root=3.0)),
+    "unmix": ("MixMo + Unmix", dict(encoder_init="independent", unmix="full")),
+    "unmix-kernel-init": ("MixMo + Unmix + kernel init.", dict(encoder_init="identical", unmix="full")),
+    "mixshare-partial": ("MixShare (partial, 25% features)", dict(unmix="partial", unmix_fraction=0.25)),
+    "mixshare-fadeout": ("MixShare (fadeout to 100 epochs)", dict(unmix="fadeout", fadeout_epochs=100.0)),
+}
+
+
+def _r(top1: str, ind: str, share: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, text in (("top1", top1), ("top1_individual", ind), ("share_rate", share)):
+        mean, std = (float(v) for v in text.split("±"))
+        out[key], out[f"{key}_std"] = mean, std
+    return out
+
+
+#: Table 3.6, copied from the thesis (spec §7.7): (acc ens., acc ind., share rate).
+PAPER: dict[tuple[str, str], dict[str, float]] = {
+    ("wrn28-2", "mixmo"): _r("74.8 ± 0.2", "71.6 ± 0.2", "4.9 ± 0.4"),
+    ("wrn28-2", "unmix"): _r("69.7 ± 15.4", "69.7 ± 15.4", "99.1 ± 0.4"),
+    ("wrn28-2", "unmix-kernel-init"): _r("79.0 ± 0.1", "79.0 ± 0.1", "99.4 ± 0.1"),
+    ("wrn28-2", "mixshare-partial"): _r("73.3 ± 0.5", "71.5 ± 1.0", "60.6 ± 6.5"),
+    ("wrn28-2", "mixshare-fadeout"): _r("79.0 ± 0.1", "76.7 ± 1.3", "64.4 ± 6.0"),
+    ("wrn28-5", "mixmo"): _r("81.9 ± 0.1", "79.4 ± 0.2", "8.2 ± 0.1"),
+    ("wrn28-5", "unmix"): _r("79.4 ± 2.7", "79.4 ± 2.7", "98.8 ± 0.7"),
+    ("wrn28-5", "unmix-kernel-init"): _r("82.1 ± 0.2", "82.1 ± 0.2", "99.3 ± 0.1"),
+    ("wrn28-5", "mixshare-partial"): _r("79.9 ± 0.3", "78.8 ± 0.4", "60.0 ± 2.3"),
+    ("wrn28-5", "mixshare-fadeout"): _r("82.4 ± 0.3", "81.6 ± 0.5", "62.7 ± 8.3"),
+}
+
+CIFAR = MixShareConfig()
+# Built-in data: the reduced reproduction every machine can run. 20 epochs with MixMo's digits step sizes; the
+# milestones and the fadeout keep the thesis's proportions (75/150/225 and 100 of 300 epochs).
+DIGITS = dataclasses.replace(
+    CIFAR, dataset="digits", model="wrn16-1", epochs=20, crop_padding=2, hflip=False, base_lr=0.4,
+    milestones=(5, 10, 15),
+)
+DIGITS_FADEOUT_EPOCHS = 7.0
+
+
+def _build() -> dict[str, Recipe]:
+    recipes: dict[str, Recipe] = {}
+    for model in ("wrn28-2", "wrn28-5"):
+        for row, (label, fields) in ROWS.items():
+            name = f"cifar100-{model}-{row}"
+            config = dataclasses.replace(CIFAR, model=model, **fields).validate()
+            recipes[name] = Recipe(name, config, f"{label}, {model}, cifar100",
+                                   (PaperResult(TABLE, PAPER[(model, row)]),))
+    for row, (label, fields) in ROWS.items():
+        if row == "mixshare-fadeout":
+            fields = dict(fields, fadeout_epochs=DIGITS_FADEOUT_EPOCHS)
+        name = f"digits-wrn16-1-{row}"
+        recipes[name] = Recipe(name, dataclasses.replace(DIGITS, **fields).validate(),
+                               f"{label}, wrn16-1, digits (reduced; no paper number)")
+    return recipes
+
+
+#: what `mixshare train --dataset X` runs without --recipe: the full MixShare framework (fadeout) on WRN-28-2.
+BOOK = RecipeBook(
+    "mixshare",
+    _build(),
+    {"cifar100": "cifar100-wrn28-2-mixshare-fadeout", "digits": "digits-wrn16-1-mixshare-fadeout"},
+)
+RECIPES = BOOK.recipes
+DEFAULT_RECIPE = BOOK.defaults
+get_recipe = BOOK.get
+default_recipe = BOOK.default
