@@ -124,10 +124,9 @@ class MultiInputMethod(Method):
 
     # -- training data ----------------------------------------------------------------------------------------
     def train_batches(self, epoch: int, start_batch: int) -> Iterator[torch.Tensor]:
-        self.sampler.set_epoch(epoch)
-        for i, batch in enumerate(self.sampler):
-            if i >= start_batch:
-                yield torch.as_tensor(batch, dtype=torch.long)
+        self.sampler.set_epoch(epoch, start_batch=start_batch)  # a resumed run skips the consumed batches
+        for batch in self.sampler:
+            yield torch.as_tensor(batch, dtype=torch.long)
 
     def augment(self, index: torch.Tensor) -> torch.Tensor:
         """uint8 images at these dataset indices -> augmented, normalised float batch."""
