@@ -1,5 +1,5 @@
 import pytest
-from typer.testing import CliRunner
+from mixlab.testing import cli_invoker
 
 # A tiny but real configuration: small CNN, large batches, so an epoch on `digits` is a handful of steps.
 FAST = ["--model", "smallcnn-1", "--batch-size", "128", "-b", "2", "--no-progress", "--device", "cpu"]
@@ -9,12 +9,7 @@ FAST = ["--model", "smallcnn-1", "--batch-size", "128", "-b", "2", "--no-progres
 def run_cli():
     from mixmo.cli import app
 
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
+    return cli_invoker(app)
 
 
 @pytest.fixture

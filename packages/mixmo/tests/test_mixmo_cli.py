@@ -3,8 +3,8 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from mixlab.engine import load_checkpoint, save_checkpoint
+from mixlab.testing import assert_resume_is_exact, one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -69,57 +69,43 @@ def test_recipes_lists_paper_numbers(run_cli):
 
 
 def test_resume_continues_exactly(run_cli, fast_options, tmp_path):
-    full, split = tmp_path / "full", tmp_path / "split"
-    base = ["train", "--epochs", "2", *fast_options]
-    assert run_cli(*base, "--out", full).exit_code == 0
-    stopped = run_cli(*base, "--out", split, "--stop-after-steps", "15")
-    assert stopped.exit_code == 0 and "--resume" in stopped.output
-    resumed = run_cli("train", "--resume", split, "--no-progress", "--device", "cpu")
-    assert resumed.exit_code == 0, resumed.output
-    a = load_checkpoint(full / "checkpoints" / "last.pt")["model"]
-    b = load_checkpoint(split / "checkpoints" / "last.pt")["model"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_is_exact(run_cli, ["train", "--epochs", "2", *fast_options], tmp_path, stop_after=15)
 
 
-def _error(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    return lines[0]
 
 
 def test_unknown_dataset(run_cli, fast_options, tmp_path):
-    assert "unknown dataset" in _error(run_cli("train", "--dataset", "imagenet42", *fast_options, "--out", tmp_path / "x"))
+    assert "unknown dataset" in one_line_error(run_cli("train", "--dataset", "imagenet42", *fast_options, "--out", tmp_path / "x"))
 
 
 def test_missing_dataset_directory_names_the_path_and_download(run_cli, fast_options, tmp_path):
-    line = _error(run_cli("train", "--dataset", "cifar100", "--data-root", tmp_path / "empty", *fast_options,
+    line = one_line_error(run_cli("train", "--dataset", "cifar100", "--data-root", tmp_path / "empty", *fast_options,
                           "--out", tmp_path / "x"))
     assert str(tmp_path / "empty") in line and "--download" in line
     assert not (tmp_path / "x" / "summary.json").exists()
 
 
 def test_impossible_options(run_cli, fast_options, tmp_path):
-    assert "divisible" in _error(run_cli("train", *fast_options, "-b", "3", "--out", tmp_path / "a"))
-    assert "binary_prob" in _error(run_cli("train", *fast_options, "-p", "2", "--out", tmp_path / "b"))
-    assert "epochs" in _error(run_cli("train", *fast_options, "--epochs", "0", "--out", tmp_path / "c"))
-    assert "unknown recipe" in _error(run_cli("train", "--recipe", "nope", "--out", tmp_path / "d"))
-    assert "--device" in _error(run_cli("train", *fast_options, "--device", "tpu9", "--out", tmp_path / "e"))
+    assert "divisible" in one_line_error(run_cli("train", *fast_options, "-b", "3", "--out", tmp_path / "a"))
+    assert "binary_prob" in one_line_error(run_cli("train", *fast_options, "-p", "2", "--out", tmp_path / "b"))
+    assert "epochs" in one_line_error(run_cli("train", *fast_options, "--epochs", "0", "--out", tmp_path / "c"))
+    assert "unknown recipe" in one_line_error(run_cli("train", "--recipe", "nope", "--out", tmp_path / "d"))
+    assert "--device" in one_line_error(run_cli("train", *fast_options, "--device", "tpu9", "--out", tmp_path / "e"))
 
 
 def test_existing_run_directory_is_not_overwritten(run_cli, fast_options, tmp_path, trained):
     out, _ = trained
-    assert "already exists" in _error(run_cli("train", *fast_options, "--epochs", "1", "--out", out))
-    assert "drop" in _error(run_cli("train", "--resume", out, "--epochs", "5"))
+    assert "already exists" in one_line_error(run_cli("train", *fast_options, "--epochs", "1", "--out", out))
+    assert "drop" in one_line_error(run_cli("train", "--resume", out, "--epochs", "5"))
 
 
 def test_corrupt_and_foreign_checkpoints(run_cli, tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x00garbage")
-    assert "cannot be read safely" in _error(run_cli("eval", "-c", corrupt, "--device", "cpu"))
+    assert "cannot be read safely" in one_line_error(run_cli("eval", "-c", corrupt, "--device", "cpu"))
     foreign = save_checkpoint(tmp_path / "foreign.pt", {"model": {}}, method="realmix")
-    assert "written by 'realmix'" in _error(run_cli("eval", "-c", foreign, "--device", "cpu"))
-    assert "does not exist" in _error(run_cli("eval", "-c", tmp_path / "missing.pt", "--device", "cpu"))
+    assert "written by 'realmix'" in one_line_error(run_cli("eval", "-c", foreign, "--device", "cpu"))
+    assert "does not exist" in one_line_error(run_cli("eval", "-c", tmp_path / "missing.pt", "--device", "cpu"))
 
 
 def test_installs_and_runs_without_timm_or_smp():

@@ -1,5 +1,5 @@
 import pytest
-from typer.testing import CliRunner
+from mixlab.testing import cli_invoker
 
 # A tiny but real configuration: small CNN, large batches, so an epoch on `digits` is about ten steps.
 FAST = ["--model", "smallcnn-1", "--batch-size", "256", "--no-progress", "--device", "cpu"]
@@ -9,12 +9,7 @@ FAST = ["--model", "smallcnn-1", "--batch-size", "256", "--no-progress", "--devi
 def run_cli():
     from mixshare.cli import app
 
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
+    return cli_invoker(app)
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from mixlab.engine import load_checkpoint, save_checkpoint
+from mixlab.testing import assert_resume_is_exact, one_line_error
 from PIL import Image
 
 
@@ -76,35 +76,21 @@ def test_recipes_lists_table_3_6(run_cli):
 
 def test_resume_continues_exactly(run_cli, fast_options, tmp_path):
     """Fadeout with a per-step schedule, so rho itself depends on where the resumed run starts."""
-    full, split = tmp_path / "full", tmp_path / "split"
-    base = ["train", "--epochs", "1", "--fadeout-epochs", "0.5", "--set", "fadeout_granularity=step", *fast_options]
-    assert run_cli(*base, "--out", full).exit_code == 0
-    stopped = run_cli(*base, "--out", split, "--stop-after-steps", "4")
-    assert stopped.exit_code == 0 and "--resume" in stopped.output
-    resumed = run_cli("train", "--resume", split, "--no-progress", "--device", "cpu")
-    assert resumed.exit_code == 0, resumed.output
-    a = load_checkpoint(full / "checkpoints" / "last.pt")["model"]
-    b = load_checkpoint(split / "checkpoints" / "last.pt")["model"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_is_exact(run_cli, ["train", "--epochs", "1", "--fadeout-epochs", "0.5", "--set", "fadeout_granularity=step", *fast_options], tmp_path, stop_after=4)
 
 
-def _error(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    return lines[0]
 
 
 def test_one_line_errors(run_cli, fast_options, tmp_path):
-    assert "unknown dataset" in _error(run_cli("train", "--dataset", "imagenet42", *fast_options, "--out", tmp_path / "a"))
-    assert "binary_prob=1" in _error(run_cli("train", *fast_options, "--unmix", "full", "-p", "0.5", "--out", tmp_path / "b"))
-    assert "unmix must be" in _error(run_cli("train", *fast_options, "--unmix", "half", "--out", tmp_path / "c"))
-    assert "unknown recipe" in _error(run_cli("train", "--recipe", "nope", "--out", tmp_path / "d"))
-    assert "no paper recipe" in _error(run_cli("train", "--dataset", "cifar10", *fast_options, "--out", tmp_path / "e"))
+    assert "unknown dataset" in one_line_error(run_cli("train", "--dataset", "imagenet42", *fast_options, "--out", tmp_path / "a"))
+    assert "binary_prob=1" in one_line_error(run_cli("train", *fast_options, "--unmix", "full", "-p", "0.5", "--out", tmp_path / "b"))
+    assert "unmix must be" in one_line_error(run_cli("train", *fast_options, "--unmix", "half", "--out", tmp_path / "c"))
+    assert "unknown recipe" in one_line_error(run_cli("train", "--recipe", "nope", "--out", tmp_path / "d"))
+    assert "no paper recipe" in one_line_error(run_cli("train", "--dataset", "cifar10", *fast_options, "--out", tmp_path / "e"))
     foreign = save_checkpoint(tmp_path / "mixmo.pt", {"model": {}}, method="mixmo")
-    assert "written by 'mixmo'" in _error(run_cli("eval", "-c", foreign, "--device", "cpu"))
-    assert "written by 'mixmo'" in _error(run_cli("analyze", "-c", foreign))
-    assert "does not exist" in _error(run_cli("analyze", "-c", tmp_path / "missing.pt"))
+    assert "written by 'mixmo'" in one_line_error(run_cli("eval", "-c", foreign, "--device", "cpu"))
+    assert "written by 'mixmo'" in one_line_error(run_cli("analyze", "-c", foreign))
+    assert "does not exist" in one_line_error(run_cli("analyze", "-c", tmp_path / "missing.pt"))
     assert not (tmp_path / "b" / "summary.json").exists()
 
 
