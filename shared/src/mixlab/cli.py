@@ -112,6 +112,15 @@ def parse_set_options(items: list[str] | None) -> dict[str, Any]:
     return result
 
 
+def merge_options(explicit: dict[str, Any], set_items: list[str] | None) -> dict[str, Any]:
+    """The command's own options (None = not given) plus its `--set` fields; a field given both ways is an error."""
+    extra = parse_set_options(set_items)
+    both = sorted(k for k in extra if explicit.get(k) is not None)
+    if both:
+        raise ConfigError(f"{', '.join(both)} given both as an option and with --set; give it once")
+    return {**explicit, **extra}
+
+
 def metrics_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")

@@ -57,11 +57,10 @@ def train(
     set_: Annotated[list[str] | None, Opt("--set", help="Any config field, e.g. --set head_mode=single_soft.")] = None,
 ) -> None:
     """Train a MixMo network (default: the paper's main recipe for --dataset; 'digits' when none is given)."""
-    overrides = dict(
+    overrides = common.merge_options(dict(
         dataset=dataset, epochs=epochs, batch_size=batch_size, seed=seed, model=model, num_members=members,
         block=block, alpha=alpha, binary_prob=binary_prob, weight_root=weight_root,
-        batch_repetitions=batch_repetitions, pixel_msda=pixel_msda, augmix=augmix, **common.parse_set_options(set_),
-    )
+        batch_repetitions=batch_repetitions, pixel_msda=pixel_msda, augmix=augmix), set_)
     summary = common.train_from_cli(
         package="mixmo", config_cls=MixMoConfig, book=BOOK,
         make_method=lambda config: MixMoMethod(config, data_root=data_root, download=download),

@@ -66,12 +66,11 @@ def train(
     set_: Annotated[list[str] | None, Opt("--set", help="Any config field, e.g. --set unmix_normalize=true.")] = None,
 ) -> None:
     """Train a MixShare network (default: the fadeout recipe for --dataset; 'digits' when none is given)."""
-    overrides = dict(
+    overrides = common.merge_options(dict(
         dataset=dataset, epochs=epochs, batch_size=batch_size, seed=seed, model=model, num_members=members,
         unmix=unmix, unmix_fraction=unmix_fraction, fadeout_epochs=fadeout_epochs, encoder_init=encoder_init,
         binary_prob=binary_prob, weight_root=weight_root, batch_repetitions=batch_repetitions,
-        input_repetition=input_repetition, **common.parse_set_options(set_),
-    )
+        input_repetition=input_repetition), set_)
     summary = common.train_from_cli(
         package="mixshare", config_cls=MixShareConfig, book=BOOK,
         make_method=lambda config: MixShareMethod(config, data_root=data_root, download=download),

@@ -4,7 +4,13 @@
 M encoders, one shared core and M heads. Importing this package registers the built-in families.
 """
 
-from mixlab.models import preact_resnet, small, wrn  # noqa: F401  (registers the families)
+from mixlab.models import (  # noqa: F401  (registers the families)
+    preact_resnet,
+    small,
+    vit,  # noqa: F401  (ViT families; timm is imported only when one is built)
+    wrn,
+    wrn_mixmatch,
+)
 from mixlab.models.base import Backbone, count_parameters
 from mixlab.models.init import he_truncated_normal_, init_weights, truncated_normal_
 from mixlab.models.mimo import MultiHeadMIMO, encoder_filter_norms, head_column_norms, stem_conv

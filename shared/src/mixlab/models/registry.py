@@ -143,8 +143,12 @@ def _strip_prefixes(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def load_weights(model: nn.Module, checkpoint_path: str | Path) -> nn.Module:
-    """Load a local state dict into ``model`` strictly; the file is read as data (``weights_only=True``)."""
+def load_weights(model: nn.Module, checkpoint_path: str | Path, exclude: tuple[str, ...] = ()) -> nn.Module:
+    """Load a local state dict into ``model`` strictly; the file is read as data (``weights_only=True``).
+
+    Keys starting with an ``exclude`` prefix (e.g. ``"head."`` for transfer learning to other classes) are neither
+    loaded nor required: those parameters keep their initialisation.
+    """
     path = Path(checkpoint_path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"No checkpoint file at '{path}'. Give the path of a saved state dict (a .pt file).")
@@ -161,8 +165,8 @@ def load_weights(model: nn.Module, checkpoint_path: str | Path) -> nn.Module:
             f"'{path}' holds no state dict (expected a mapping of parameter names to tensors, possibly under a "
             "'model' or 'state_dict' key)."
         )
-    state = _strip_prefixes(state)
-    own = model.state_dict()
+    state = {k: v for k, v in _strip_prefixes(state).items() if not k.startswith(exclude)}
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(exclude)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
@@ -175,5 +179,5 @@ def load_weights(model: nn.Module, checkpoint_path: str | Path) -> nn.Module:
             f"The weights in '{path}' do not fit this {type(model).__name__}: {'; '.join(details)}. "
             "Was it saved from another model, width or number of classes?"
         )
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=not exclude)  # excluded keys are the only ones allowed to be absent
     return model

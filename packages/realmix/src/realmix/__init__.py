@@ -1,0 +1,1 @@
+"""RealMix and its semi-supervised baselines (Mean Teacher, MixMatch, FixMatch) on the mixlab core."""

@@ -1,0 +1,3 @@
+from realmix.cli import main
+
+main()

@@ -1,0 +1,171 @@
+"""The configuration every semi-supervised method shares, and the base algorithms' own defaults.
+
+One flat frozen dataclass: the data split (label count, class-mismatch protocol), the input pipeline, the step
+budget, optimisation, the EMA, and the knobs of the four base algorithms (supervised, Mean Teacher, MixMatch,
+FixMatch). A package (RealMix, SAMOSA, SciMix) subclasses it and adds its own fields.
+
+Training is counted in optimizer steps (``total_steps``); the engine's "epoch" is the evaluation interval
+(``eval_every`` steps), as in the MixMatch code's "64 kimg" epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from mixlab.errors import ConfigError
+from mixlab.mimo.config import need
+
+BASE_VARIANTS = ("supervised", "mean-teacher", "mixmatch", "fixmatch")
+OPTIMIZERS = ("adam", "sgd")
+WEIGHT_DECAY_MODES = ("decoupled", "l2")
+LR_SCHEDULES = ("constant", "cosine")
+INPUT_SCALES = ("minus_one_one", "normalize")
+RAMPS = ("linear", "sigmoid")
+
+
+@dataclass(frozen=True)
+class SSLConfig:
+    variant: str = "mixmatch"  # supervised | mean-teacher | mixmatch | fixmatch (packages add theirs)
+    # -- data split --------------------------------------------------------------------------------------
+    dataset: str = "cifar10"
+    num_labeled: int = 250
+    num_validation: int = 0  # held out of both sets (the MixMatch protocol uses none)
+    split_seed: int = 1
+    labeled_classes: tuple[int, ...] | None = None  # None: every class
+    mismatch: float | None = None  # % of the unlabeled classes outside labeled_classes (RealMix/Oliver protocol)
+    unlabeled_classes: tuple[int, ...] | None = None  # explicit unlabeled classes (instead of mismatch)
+    balance: str = "uniform"  # uniform (N/K per class) | proportional (to the training class frequencies)
+    unlabeled_includes_labeled: bool = False  # FixMatch: the labeled images are also in the unlabeled set
+    use_extra: bool = False  # SVHN: append the 531k `extra` images to the unlabeled set
+    eval_restrict_classes: bool = False  # predict by argmax over the labeled classes only (mismatch protocol)
+    # -- input pipeline ----------------------------------------------------------------------------------
+    model: str = "wrnmm28-2"
+    input_scale: str = "minus_one_one"  # x*2/255-1 (MixMatch code) | normalize (dataset mean/std)
+    crop_padding: int = 4  # reflect-padded random translation of the weak augmentation
+    hflip: bool = True  # CIFAR yes, SVHN / digits no
+    randaugment_ops: int = 2  # FixMatch strong view: RandAugment(N ops, random magnitude) + Cutout
+    randaugment_magnitude: int = 10
+    strong_cutout: int = 16  # Cutout side of the strong view in pixels (0: off)
+    # -- steps -------------------------------------------------------------------------------------------
+    batch_size: int = 64  # labeled images per step and process
+    unlabeled_ratio: int = 1  # mu: unlabeled images per labeled image in a step (FixMatch: 7)
+    total_steps: int = 2**19
+    eval_every: int = 1024  # steps between evaluations (64 kimg at B=64)
+    report_last: int = 20  # report the median of the last N evaluations (MixMatch protocol)
+    seed: int = 0
+    # -- optimisation ------------------------------------------------------------------------------------
+    optimizer: str = "adam"
+    lr: float = 0.002
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = True  # sgd only
+    weight_decay: float = 0.02
+    weight_decay_mode: str = "decoupled"  # decoupled: kernels *= 1 - wd*lr after each step (MixMatch code) | l2
+    lr_schedule: str = "constant"  # constant | cosine (FixMatch: lr * cos(7 pi k / 16 K))
+    ema_decay: float = 0.999  # evaluation model (and Mean Teacher's teacher)
+    ema_buffers: str = "copy"  # copy the live BN statistics (MixMatch code) | average them
+    ema_warmup: bool = False  # Mean Teacher's decay min(1 - 1/(t+1), ema_decay)
+    label_smoothing: float = 0.0
+    # -- unlabeled loss ----------------------------------------------------------------------------------
+    lambda_u: float = 75.0  # weight of the unlabeled loss (MixMatch CIFAR-10: 75, SVHN: 250)
+    rampup_steps: int = 16384  # lambda_u ramps from 0 to lambda_u over these steps (0: no ramp)
+    rampup: str = "linear"  # linear (MixMatch) | sigmoid (Mean Teacher's exp(-5(1-t)^2))
+    # -- MixMatch ----------------------------------------------------------------------------------------
+    k_aug: int = 2  # augmentations per unlabeled image for the guess
+    temperature: float = 0.5  # sharpening T
+    mixup_alpha: float = 0.75
+    mixup_per_sample: bool = True  # one lambda per row (MixMatch/RealMix code) or per batch (YU1ut port)
+    bn_mode: str = "interleave"  # interleave (3 forwards, official) | concat (one forward of 3B)
+    guess_updates_bn: bool = False  # the official code discards the guessing passes' BN updates
+    # -- FixMatch ----------------------------------------------------------------------------------------
+    threshold: float = 0.95  # confidence tau of the pseudo-labels
+
+    @property
+    def unlabeled_batch(self) -> int:
+        return self.batch_size * self.unlabeled_ratio
+
+    @property
+    def steps_per_eval(self) -> int:
+        """Steps between evaluations: eval_every, or the whole run when it is shorter."""
+        return min(self.eval_every, self.total_steps)
+
+    @property
+    def epochs(self) -> int:
+        """Evaluation intervals in the run (the engine's "epochs")."""
+        return self.total_steps // self.steps_per_eval
+
+    def variants(self) -> tuple[str, ...]:
+        return BASE_VARIANTS
+
+    def validate(self):
+        need(self.variant in self.variants(), f"variant must be one of {', '.join(self.variants())}, not {self.variant!r}")
+        need(self.num_labeled >= 1, f"num_labeled must be at least 1, not {self.num_labeled}")
+        need(self.batch_size >= 1 and self.unlabeled_ratio >= 1, "batch_size and unlabeled_ratio must be >= 1")
+        need(self.total_steps >= 1 and self.eval_every >= 1, "total_steps and eval_every must be >= 1")
+        need(self.report_last >= 1, "report_last must be >= 1")
+        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        need(self.weight_decay_mode in WEIGHT_DECAY_MODES, f"weight_decay_mode: one of {', '.join(WEIGHT_DECAY_MODES)}")
+        need(self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
+        need(self.input_scale in INPUT_SCALES, f"input_scale must be one of {', '.join(INPUT_SCALES)}")
+        need(self.rampup in RAMPS, f"rampup must be one of {', '.join(RAMPS)}")
+        need(self.ema_buffers in ("copy", "average"), "ema_buffers must be copy or average")
+        need(self.bn_mode in ("interleave", "concat"), "bn_mode must be interleave or concat")
+        need(self.lr > 0 and self.weight_decay >= 0, "lr must be > 0 and weight_decay >= 0")
+        need(0.0 <= self.ema_decay < 1.0, f"ema_decay must be in [0, 1), not {self.ema_decay}")
+        need(0.0 <= self.label_smoothing < 1.0, "label_smoothing must be in [0, 1)")
+        need(self.lambda_u >= 0 and self.rampup_steps >= 0, "lambda_u and rampup_steps must be >= 0")
+        need(self.k_aug >= 1, f"k_aug must be >= 1, not {self.k_aug}")
+        need(self.temperature > 0, f"the sharpening temperature must be > 0, not {self.temperature}")
+        need(0.0 < self.threshold <= 1.0, f"threshold must be in (0, 1], not {self.threshold}")
+        need(self.crop_padding >= 0 and self.strong_cutout >= 0, "crop_padding and strong_cutout must be >= 0")
+        need(self.mismatch is None or 0.0 <= self.mismatch <= 100.0, "mismatch is a percentage in [0, 100]")
+        need(
+            self.total_steps % self.eval_every == 0 or self.total_steps < self.eval_every,
+            f"total_steps ({self.total_steps}) must be a multiple of eval_every ({self.eval_every}): "
+            "the run evaluates every eval_every steps and at the end",
+        )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: What selecting a base algorithm changes, from each algorithm's reference code (see the package README):
+#: MixMatch (google-research/mixmatch): Adam 0.002, decoupled wd 0.02 x lr, EMA 0.999, lambda_u 75 ramped linearly
+#: over 16k steps, T 0.5, K 2, alpha 0.75. FixMatch: SGD 0.03 Nesterov, wd 5e-4, cosine 7pi/16, mu 7, tau 0.95,
+#: lambda_u 1, labeled images also unlabeled. Mean Teacher (MixMatch's comparison code): consistency 50 ramped
+#: linearly over the first 40% of training, EMA teacher 0.999, label smoothing 0.001, wd 0.2 (RealMix spec §8).
+#: Supervised: the labeled images alone, the MixMatch fully supervised recipe (smoothing 0.001).
+VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "supervised": dict(lambda_u=0.0, label_smoothing=0.001),
+    "mean-teacher": dict(lambda_u=50.0, rampup="linear", label_smoothing=0.001, weight_decay=0.2),
+    "mixmatch": dict(),
+    "fixmatch": dict(
+        optimizer="sgd", lr=0.03, momentum=0.9, nesterov=True, weight_decay=5e-4, weight_decay_mode="l2",
+        lr_schedule="cosine", unlabeled_ratio=7, lambda_u=1.0, rampup_steps=0, threshold=0.95,
+        unlabeled_includes_labeled=True, input_scale="normalize",
+    ),
+}
+
+#: Fields that describe the data and the budget: kept when a recipe is switched to another algorithm.
+DATA_FIELDS = (
+    "dataset", "num_labeled", "num_validation", "split_seed", "labeled_classes", "mismatch", "unlabeled_classes",
+    "balance", "use_extra", "eval_restrict_classes", "model", "crop_padding", "hflip", "batch_size", "total_steps",
+    "eval_every", "report_last", "seed",
+)
+
+
+def with_variant(config: SSLConfig, variant: str, defaults: dict[str, dict[str, Any]] | None = None) -> SSLConfig:
+    """``config``'s data and budget with algorithm ``variant``'s own hyperparameters (its reference defaults).
+
+    Fields outside :data:`DATA_FIELDS` go back to the class defaults, then take the variant's; so `--variant
+    fixmatch` on a RealMix recipe trains FixMatch as FixMatch trains, on the same split and for as long.
+    """
+    table = VARIANT_DEFAULTS if defaults is None else defaults
+    if variant not in table:
+        raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(table)}")
+    base = type(config)()
+    kept = {name: getattr(config, name) for name in DATA_FIELDS}
+    if variant == "mean-teacher":
+        kept["rampup_steps"] = int(0.4 * config.total_steps)  # warmup_pos 0.4 of the MixMatch comparison code
+    return replace(base, **{**kept, **table[variant], "variant": variant})

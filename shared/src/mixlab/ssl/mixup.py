@@ -1,0 +1,75 @@
+"""MixMatch's biased MixUp (RealMix spec §3.4): lambda' = max(lambda, 1 - lambda), so each mixed row stays closer
+to its own source, and a single shuffled partner pool for labeled and unlabeled rows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mixlab.errors import ConfigError
+from mixlab.mixing._rng import draw_device, standard_gamma
+
+
+@dataclass
+class MixUpResult:
+    """Mixed inputs and targets, with the per-row lambda' (N,) and the partner permutation (N,) that made them."""
+
+    x: Tensor
+    y: Tensor
+    lam: Tensor
+    perm: Tensor
+
+
+def _biased_lambda(n: int, alpha: float, per_sample: bool, generator: torch.Generator | None) -> Tensor:
+    """lambda' = max(lambda, 1 - lambda), lambda ~ Beta(alpha, alpha), float64 (n,) on the draw device.
+
+    Beta = G0 / (G0 + G1) with Gamma(alpha) draws taken in log space, ``log G = log Gamma(alpha + 1) + log(U) /
+    alpha`` (Marsaglia-Tsang's boost): torch clamps a Gamma draw to the smallest normal float, so for a small alpha
+    both direct draws would hit the clamp and give lambda = 0.5 instead of the near-0/1 values Beta(alpha, alpha)
+    takes. ``lambda = sigmoid(log G0 - log G1)``.
+    """
+    draws = n if per_sample else 1
+    boosted = standard_gamma(alpha + 1.0, (draws, 2), None, generator)
+    uniform = torch.rand((draws, 2), generator=generator, device=boosted.device, dtype=torch.float64)
+    tiny = torch.finfo(torch.float64).tiny
+    log_gamma = boosted.log() + uniform.clamp_min(tiny).log() / alpha
+    lam = torch.sigmoid(log_gamma[:, 0] - log_gamma[:, 1])
+    lam = torch.maximum(lam, 1.0 - lam)
+    return lam if per_sample else lam.expand(n).clone()
+
+
+def biased_mixup(
+    x: Tensor, y: Tensor, alpha: float, per_sample: bool = True, generator: torch.Generator | None = None
+) -> MixUpResult:
+    """``x' = lam' x + (1 - lam') x[perm]``, ``y' = lam' y + (1 - lam') y[perm]`` with ``perm = randperm(N)``.
+
+    ``lam'`` is drawn per row (RealMix, shape [3B,1,1,1] in the official code) or once for the batch
+    (``per_sample=False``, the MixMatch-pytorch convention); ``alpha <= 0`` means no mixing (``lam' = 1``, the
+    permutation is still drawn so the RNG stream does not depend on alpha). lambda is drawn first, then the
+    permutation, both from ``generator`` when given (on its device), else from torch's global RNG on the CPU.
+    """
+    if math.isnan(alpha):
+        raise ConfigError("The MixUp concentration alpha is NaN; give a positive value (MixMatch uses 0.75).")
+    if not (x.is_floating_point() and y.is_floating_point()):
+        raise ConfigError(
+            f"MixUp needs floating-point inputs and soft targets, got {x.dtype} inputs and {y.dtype} targets "
+            "(normalise the images and one-hot encode the labels first)."
+        )
+    if x.ndim == 0 or y.ndim == 0 or y.shape[0] != x.shape[0]:
+        raise ConfigError(f"MixUp needs one target row per input row, got inputs {tuple(x.shape)}, "
+                          f"targets {tuple(y.shape)}.")
+    n = x.shape[0]
+    if alpha > 0:
+        lam = _biased_lambda(n, alpha, per_sample, generator)
+    else:
+        lam = torch.ones(n, dtype=torch.float64, device=draw_device(None, generator))
+    perm = torch.randperm(n, generator=generator, device=draw_device(None, generator)).to(x.device)
+    lam32 = lam.to(device=x.device, dtype=torch.float32)
+    lam_x = lam32.to(x.dtype).view((n,) + (1,) * (x.ndim - 1))
+    lam_y = lam32.to(y.dtype).view((n,) + (1,) * (y.ndim - 1))
+    mixed_x = lam_x * x + (1 - lam_x) * x[perm]
+    mixed_y = lam_y * y + (1 - lam_y) * y[perm.to(y.device)]
+    return MixUpResult(x=mixed_x, y=mixed_y, lam=lam32, perm=perm)
