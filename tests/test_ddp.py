@@ -77,3 +77,20 @@ def test_ddp_keeps_replicas_identical_and_gathers_evaluation(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["top1"] == 64.0  # both shards' outputs gathered
+
+
+@pytest.mark.slow
+def test_realmix_ssl_loop_trains_under_torchrun_with_two_gloo_processes(tmp_path):
+    """Interleaved MixMatch forwards + the extended pool + EMA under DDP; each rank draws its own slice of the streams."""
+    out = tmp_path / "ssl"
+    result = _torchrun(["-m", "realmix", "train", "--steps", "4", "--eval-every", "2", "--batch-size", "8",
+                        "--set", "extend_copies=2", "--no-progress", "--device", "cpu", "--out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["status"] == "completed" and summary["steps"] == 4
+    import torch
+    from mixlab.engine import load_checkpoint
+
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert len(state["rng"]) == 2  # both ranks' random states, for an exact resume
+    assert all(torch.isfinite(v).all() for v in state["extra"]["ema"]["module"].values() if v.is_floating_point())

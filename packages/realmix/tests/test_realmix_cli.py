@@ -21,7 +21,7 @@ def test_train_default_recipe_writes_split_metrics_and_the_median(run_cli, fast_
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["variant"] == "realmix" and config["dataset"] == "digits" and config["extend_copies"] == 2
     split = json.loads((out / "split.json").read_text())
-    assert len(split["labeled"]) == 50 and not set(split["labeled"]) & set(split["unlabeled"])
+    assert len(split["labeled"]) == 100 and not set(split["labeled"]) & set(split["unlabeled"])
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert summary["final"]["median_error"] == 100 - summary["final"]["median_top1"]
 
@@ -72,7 +72,7 @@ def test_transfer_learning_loads_everything_but_the_head(run_cli, fast_options, 
     source = tmp_path / "source"
     assert run_cli("train", *fast_options, "--variant", "supervised", "--out", source).exit_code == 0
     weights = load_checkpoint(source / "checkpoints" / "last.pt")["model"]
-    config = dataclasses.replace(BOOK.get("digits-50-realmix").config, extend_copies=2,
+    config = dataclasses.replace(BOOK.get("digits-100-realmix").config, extend_copies=2,
                                  init_checkpoint=str(source / "checkpoints" / "last.pt"))
     torch.manual_seed(1)
     model = RealMixMethod(config).build_model(10)

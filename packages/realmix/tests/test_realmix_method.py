@@ -11,7 +11,7 @@ from realmix.config import RealMixConfig
 from realmix.method import RealMixMethod
 from realmix.recipes import BOOK, recipe_for
 
-TINY = dataclasses.replace(BOOK.get("digits-50-realmix").config, batch_size=8, total_steps=8, eval_every=4,
+TINY = dataclasses.replace(BOOK.get("digits-100-realmix").config, batch_size=8, total_steps=8, eval_every=4,
                            extend_copies=3)
 
 
@@ -45,7 +45,7 @@ def test_extend_tsa_and_ood_mask_change_the_step():
     assert 0.0 <= float(out.logs["tsa_keep"]) <= 1.0
     assert float(out.logs["tsa_eta"]) == pytest.approx(0.1 + 0.9 * 4 / 8)  # linear schedule at r = 0.5, C = 10
     assert float(out.logs["ood_kept"]) == pytest.approx(1 - 4 / 16)  # floor(0.25 * 2B) rows masked, B = 8
-    assert len(method.pool) == 3 * 1387  # 3 copies of every unlabeled digit
+    assert len(method.pool) == 3 * 1337  # 3 copies of every unlabeled digit (1,437 - 100 labeled)
     plain = step(built(dataclasses.replace(on, extend_aug="none")), t=4)
     assert not torch.equal(out.loss, plain.loss)
 
@@ -59,8 +59,8 @@ def test_unlabeled_images_come_from_the_extended_pool():
 
 
 def test_variant_recipes_share_the_setting_and_differ_in_algorithm():
-    assert recipe_for("digits", "fixmatch") == "digits-50-fixmatch"
-    fix, rm = BOOK.get("digits-50-fixmatch").config, BOOK.get("digits-50-realmix").config
+    assert recipe_for("digits", "fixmatch") == "digits-100-fixmatch"
+    fix, rm = BOOK.get("digits-100-fixmatch").config, BOOK.get("digits-100-realmix").config
     assert (fix.num_labeled, fix.total_steps, fix.model) == (rm.num_labeled, rm.total_steps, rm.model)
     assert fix.optimizer == "sgd" and rm.optimizer == "adam"
     m75 = BOOK.get("cifar10-mismatch75-realmix")

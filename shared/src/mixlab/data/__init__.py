@@ -23,6 +23,7 @@ from mixlab.data.cifar_c import ALL_CORRUPTIONS, EXTRA_CORRUPTIONS, STANDARD_COR
 from mixlab.data.dataset import ImageDataset
 from mixlab.data.download import download_dataset
 from mixlab.data.loader import TensorBatchLoader, eval_loader
+from mixlab.data.randaugment import batched_randaugment
 from mixlab.data.samplers import BatchRepetitionSampler, SequentialBatchSampler
 from mixlab.data.splits import SplitIndices, mismatch_unlabeled_classes, ssl_split
 from mixlab.data.transforms import (
@@ -52,6 +53,7 @@ __all__ = [
     "augmix",
     "autoaugment",
     "available_datasets",
+    "batched_randaugment",
     "build_batch_transform",
     "build_dataset",
     "cutout",

@@ -18,6 +18,7 @@ import torch
 
 from mixlab.data import _random
 from mixlab.data.augmix_ops import augmix
+from mixlab.data.randaugment import batched_randaugment
 from mixlab.errors import ConfigError
 
 Fill = int | float | Sequence[float]
@@ -185,7 +186,7 @@ def autoaugment(
 Step = Callable[..., torch.Tensor]  # step(x, generator=None) -> x
 
 #: Steps that need uint8 input (so they must come before "normalize").
-_UINT8_STEPS = {"randaugment", "autoaugment", "augmix"}
+_UINT8_STEPS = {"randaugment", "randaugment_batched", "autoaugment", "augmix"}
 
 
 def _normalize_step(x: torch.Tensor, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
@@ -198,6 +199,7 @@ STEPS: dict[str, tuple[Step, dict[str, Any]]] = {
     "flip": (random_hflip, {}),
     "cutout": (cutout, {"size": 16}),
     "randaugment": (randaugment, {}),
+    "randaugment_batched": (batched_randaugment, {}),  # same op set, no per-image loop
     "autoaugment": (autoaugment, {}),
     "augmix": (augmix, {}),
     "normalize": (_normalize_step, {}),

@@ -41,6 +41,7 @@ class SSLConfig:
     eval_restrict_classes: bool = False  # predict by argmax over the labeled classes only (mismatch protocol)
     # -- input pipeline ----------------------------------------------------------------------------------
     model: str = "wrnmm28-2"
+    bn_momentum: float | None = None  # override the backbone's BatchNorm momentum (short runs: faster statistics)
     input_scale: str = "minus_one_one"  # x*2/255-1 (MixMatch code) | normalize (dataset mean/std)
     crop_padding: int = 4  # reflect-padded random translation of the weak augmentation
     hflip: bool = True  # CIFAR yes, SVHN / digits no
@@ -110,6 +111,7 @@ class SSLConfig:
         need(self.rampup in RAMPS, f"rampup must be one of {', '.join(RAMPS)}")
         need(self.ema_buffers in ("copy", "average"), "ema_buffers must be copy or average")
         need(self.bn_mode in ("interleave", "concat"), "bn_mode must be interleave or concat")
+        need(self.bn_momentum is None or 0.0 < self.bn_momentum <= 1.0, "bn_momentum must be in (0, 1]")
         need(self.lr > 0 and self.weight_decay >= 0, "lr must be > 0 and weight_decay >= 0")
         need(0.0 <= self.ema_decay < 1.0, f"ema_decay must be in [0, 1), not {self.ema_decay}")
         need(0.0 <= self.label_smoothing < 1.0, "label_smoothing must be in [0, 1)")
@@ -147,11 +149,12 @@ VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     ),
 }
 
-#: Fields that describe the data and the budget: kept when a recipe is switched to another algorithm.
+#: Fields that describe the data and the budget (run length and what scales with it: the EMA horizon, the lambda_u
+#: ramp, the BatchNorm momentum): kept when a recipe is switched to another algorithm.
 DATA_FIELDS = (
     "dataset", "num_labeled", "num_validation", "split_seed", "labeled_classes", "mismatch", "unlabeled_classes",
-    "balance", "use_extra", "eval_restrict_classes", "model", "crop_padding", "hflip", "batch_size", "total_steps",
-    "eval_every", "report_last", "seed",
+    "balance", "use_extra", "eval_restrict_classes", "model", "bn_momentum", "crop_padding", "hflip", "batch_size", "total_steps",
+    "eval_every", "report_last", "seed", "ema_decay", "rampup_steps",
 )
 
 

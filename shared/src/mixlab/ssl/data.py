@@ -110,12 +110,16 @@ class InputPipeline:
         return self.scale(self.weak_uint8(x))
 
     def strong(self, x: torch.Tensor) -> torch.Tensor:
-        """FixMatch's strong view: weak, RandAugment (random magnitude), Cutout (filled with the mean)."""
+        """FixMatch's strong view: weak, RandAugment (random magnitude), Cutout (filled with the mean).
+
+        RandAugment is the batched one (:func:`mixlab.data.randaugment.batched_randaugment`): the per-image
+        torchvision loop dominated the step with mu=7.
+        """
         cfg = self.config
         x = self.weak_uint8(x)
         if cfg.randaugment_ops > 0:
-            x = T.randaugment(x, num_ops=cfg.randaugment_ops, magnitude=cfg.randaugment_magnitude,
-                              random_magnitude=True)
+            x = T.batched_randaugment(x, num_ops=cfg.randaugment_ops, magnitude=cfg.randaugment_magnitude,
+                                      random_magnitude=True)
         x = self.scale(x)
         if cfg.strong_cutout > 0:
             x = T.cutout(x, cfg.strong_cutout, fill=0.0)

@@ -62,7 +62,12 @@ class SSLMethod(Method):
         return build_ssl_data(self.config, self.data_root, self.download)
 
     def build_model(self, num_classes: int) -> nn.Module:
-        return create_model(self.config.model, num_classes=num_classes)
+        model = create_model(self.config.model, num_classes=num_classes)
+        if self.config.bn_momentum is not None:
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.momentum = self.config.bn_momentum
+        return model
 
     def build(self, runtime: Runtime) -> None:
         cfg, dev = self.config, runtime.device
@@ -281,7 +286,6 @@ class SSLMethod(Method):
         logits, targets = self.predict(self.ema.module)
         logits = self.restrict(logits).cpu()
         metrics: dict[str, Any] = classification_metrics(logits, targets.cpu(), calibrate=False)
-        metrics.pop("top5", None) if self.num_classes < 5 else None
         metrics["error"] = 100.0 - metrics["top1"]
         self.history.append(float(metrics["top1"]))
         last = self.history[-self.config.report_last:]
