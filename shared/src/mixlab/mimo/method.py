@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mixlab.data import BatchRepetitionSampler, ImageDataset, build_dataset
 from mixlab.data import transforms as T
@@ -37,9 +38,13 @@ def build_network(config: MultiInputConfig, num_classes: int, *, num_heads: int 
 
 @torch.no_grad()
 def predict(
-    model: MultiHeadMIMO, dataset: ImageDataset, runtime: Runtime, batch_size: int = 500
+    model: nn.Module, dataset: ImageDataset, runtime: Runtime, batch_size: int = 500
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's shard of the test-time head logits (N, heads, K) and targets, gathered over ranks."""
+    """This rank's shard of the test-time head logits (N, heads, K) and targets, gathered over ranks.
+
+    ``model`` is a :class:`MultiHeadMIMO` or any network with its test contract: ``model(x)`` gives the head
+    logits (B, M, K), and ``num_members`` / ``num_classes`` say M and K.
+    """
     start, stop = runtime.shard(len(dataset))
     mean = torch.tensor(dataset.mean, device=runtime.device).view(1, 3, 1, 1)
     std = torch.tensor(dataset.std, device=runtime.device).view(1, 3, 1, 1)
@@ -98,26 +103,36 @@ class MultiInputMethod(Method):
             world_size=runtime.dist.world_size,
         )
         self.steps_per_epoch = len(self.sampler)  # the sampler refuses a batch larger than the data
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,
-            weight_decay=cfg.optimizer_weight_decay,
-        )
-        self.scheduler = warmup_multistep(
-            self.optimizer,
-            steps_per_epoch=self.steps_per_epoch,
-            warmup_epochs=cfg.warmup_epochs,
-            milestones=cfg.milestones,
-            gamma=cfg.gamma,
-        )
+        self.optimizer, self.scheduler = self.configure_optimizers()
         # The whole training set lives on the device as uint8; batches are gathered by index, augmented in batch.
         self.images = self.train_set.images.to(runtime.device)
         self.labels = self.train_set.targets.to(runtime.device)
         self.mean = torch.tensor(self.train_set.mean, device=runtime.device).view(1, 3, 1, 1)
         self.std = torch.tensor(self.train_set.std, device=runtime.device).view(1, 3, 1, 1)
         self.grid = (self.images.shape[-2] // self.model.stem_stride, self.images.shape[-1] // self.model.stem_stride)
+
+    def configure_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """The thesis's CNN recipe: SGD with Nesterov momentum and the per-step warm-up multistep schedule.
+
+        Called by ``build`` once the model and ``steps_per_epoch`` exist; a method with another optimizer (MixViT:
+        AdamW) overrides it.
+        """
+        cfg = self.config
+        optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.optimizer_weight_decay,
+        )
+        scheduler = warmup_multistep(
+            optimizer,
+            steps_per_epoch=self.steps_per_epoch,
+            warmup_epochs=cfg.warmup_epochs,
+            milestones=cfg.milestones,
+            gamma=cfg.gamma,
+        )
+        return optimizer, scheduler
 
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_dict()

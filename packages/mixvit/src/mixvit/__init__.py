@@ -1,0 +1,1 @@
+"""MixViT: multi-input multi-output mixing for vision transformers (thesis ch. 4)."""

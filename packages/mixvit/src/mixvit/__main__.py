@@ -1,0 +1,3 @@
+from mixvit.cli import main
+
+main()

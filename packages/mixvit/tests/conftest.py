@@ -1,0 +1,42 @@
+import pytest
+import torch
+from mixlab.testing import cli_invoker
+
+# A tiny but real configuration: a 1-block ConViT of width 32 on 8x8-pixel patches (16 tokens), large batches,
+# no per-image AutoAugment, so an epoch on `digits` is about 17 steps of a few milliseconds.
+FAST = ["--model", "convit1-32", "--set", "patch_size=8", "--set", "autoaugment=none", "--batch-size", "240",
+        "--no-progress", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner OpenMP barriers stall."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def run_cli():
+    from mixvit.cli import app
+
+    return cli_invoker(app)
+
+
+@pytest.fixture
+def fast_options():
+    return list(FAST)
+
+
+@pytest.fixture
+def tiny_vit():
+    """A factory of tiny float64 ConViTs: 16x16 images, patch 4 (a 4x4 grid of 16 tokens), width 32, 4 heads."""
+    from mixlab.models import create_model
+
+    def make(depth: int = 2, num_classes: int = 5, seed: int = 0, **options):
+        torch.manual_seed(seed)
+        options = {"img_size": 16, "patch_size": 4, "num_heads": 4, **options}
+        return create_model(f"convit{depth}-32", num_classes, **options).double()
+
+    return make
