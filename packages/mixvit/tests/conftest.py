@@ -2,11 +2,6 @@ import pytest
 import torch
 from mixlab.testing import cli_invoker
 
-# A tiny but real configuration: a 1-block ConViT of width 32 on 8x8-pixel patches (16 tokens), large batches,
-# no per-image AutoAugment, so an epoch on `digits` is about 17 steps of a few milliseconds.
-FAST = ["--model", "convit1-32", "--set", "patch_size=8", "--set", "autoaugment=none", "--batch-size", "240",
-        "--no-progress", "--device", "cpu"]
-
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -22,11 +17,6 @@ def run_cli():
     from mixvit.cli import app
 
     return cli_invoker(app)
-
-
-@pytest.fixture
-def fast_options():
-    return list(FAST)
 
 
 @pytest.fixture

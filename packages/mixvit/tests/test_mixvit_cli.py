@@ -7,6 +7,8 @@ from mixlab.engine import load_checkpoint, save_checkpoint
 from mixlab.testing import assert_resume_is_exact, one_line_error
 from mixvit.recipes import BOOK
 
+# A tiny but real configuration: a 1-block ConViT of width 32 on 8x8-pixel patches (16 tokens), large batches,
+# no per-image AutoAugment, so an epoch on `digits` is about 17 steps of a few milliseconds.
 TINY = ["--model", "convit1-32", "--set", "patch_size=8", "--set", "autoaugment=none", "--batch-size", "240",
         "--no-progress", "--device", "cpu"]
 
