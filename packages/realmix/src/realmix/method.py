@@ -14,12 +14,12 @@ import torch
 from mixlab.engine import TrainProgress
 from mixlab.errors import ConfigError
 from mixlab.models.registry import load_weights
-from mixlab.ssl import SSLMethod, probability_mse
+from mixlab.ssl import SSLMethod
 from torch import nn
 
 from realmix.config import RealMixConfig
 from realmix.extend import ExtendedPool
-from realmix.ood import ood_mask
+from realmix.ood import ood_masked_mse
 from realmix.tsa import tsa_cross_entropy, tsa_threshold
 
 
@@ -81,6 +81,6 @@ class RealMixMethod(SSLMethod):
         cfg = self.config
         if not self.is_realmix or cfg.ood_gamma == 0:
             return super().mixed_unlabeled_loss(logits, targets, progress)
-        mask = ood_mask(logits, cfg.ood_gamma, cfg.ood_rule)  # type: ignore[arg-type]
+        loss, mask = ood_masked_mse(logits, targets, cfg.ood_gamma, cfg.ood_rule)  # type: ignore[arg-type]
         logs: dict[str, Any] = {"ood_kept": mask.mean().detach()}
-        return probability_mse(logits, targets, mask), logs
+        return loss, logs

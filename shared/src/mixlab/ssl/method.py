@@ -92,18 +92,17 @@ class SSLMethod(Method):
         if self.unlabeled_images.numel() * self.unlabeled_images.element_size() < 4 * 2**30 or dev.type == "cpu":
             self.unlabeled_images = self.unlabeled_images.to(dev)
         self.inputs = InputPipeline(cfg, self.data.labeled.mean, self.data.labeled.std, dev)
+        self.kernels = [p for n, p in self.model.named_parameters() if is_kernel(n, p)]  # decayed (decoupled or L2)
         self.optimizer, self.scheduler = self.configure_optimizers()
-        self.kernels = [p for n, p in self.model.named_parameters() if is_kernel(n, p)]
 
     def unlabeled_pool_size(self) -> int:
         return int(self.data.unlabeled_images.shape[0])
 
     def configure_optimizers(self):
         cfg = self.config
-        kernels = [p for n, p in self.model.named_parameters() if is_kernel(n, p)]
         others = [p for n, p in self.model.named_parameters() if not is_kernel(n, p)]
         l2 = cfg.weight_decay if cfg.weight_decay_mode == "l2" else 0.0
-        groups = [{"params": kernels, "weight_decay": l2}, {"params": others, "weight_decay": 0.0}]
+        groups = [{"params": self.kernels, "weight_decay": l2}, {"params": others, "weight_decay": 0.0}]
         if cfg.optimizer == "adam":
             optimizer: torch.optim.Optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
         else:
