@@ -1,4 +1,5 @@
-"""Test helpers every method package's CLI tests share (in-process Typer runs, one-line errors, exact resume)."""
+"""Test helpers every method package's CLI tests share (in-process Typer runs, one-line errors, exact resume), and
+writers of miniature datasets in their official on-disk formats (STL-10 binaries, SVHN ``.mat`` files)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import typer
 from typer.testing import CliRunner, Result
@@ -42,3 +44,40 @@ def assert_resume_is_exact(invoke: Callable[..., Result], train_args: list[str],
     a = load_checkpoint(full / "checkpoints" / "last.pt")["model"]
     b = load_checkpoint(split / "checkpoints" / "last.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def write_stl10(root: Path, split: str, images: np.ndarray, labels: np.ndarray | None = None) -> Path:
+    """Write one split of ``root/stl10_binary/`` in the binary release's format and return the folder.
+
+    ``images`` is ``uint8 (N, 3, 96, 96)`` as the loader returns it; the file stores each channel column-major
+    (the bytes of ``(N, 3, W, H)``). ``labels`` are the release's 1..10 (written to ``<split>_y.bin``); the
+    ``unlabeled`` split has none.
+    """
+    folder = Path(root) / "stl10_binary"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.asarray(images, dtype=np.uint8)
+    if images.ndim != 4 or images.shape[1:] != (3, 96, 96):
+        raise ValueError(f"STL-10 images are (N, 3, 96, 96), got {images.shape}")
+    (folder / f"{split}_X.bin").write_bytes(np.ascontiguousarray(images.transpose(0, 1, 3, 2)).tobytes())
+    if labels is not None:
+        (folder / f"{split}_y.bin").write_bytes(np.asarray(labels, dtype=np.uint8).tobytes())
+    return folder
+
+
+def write_svhn(root: Path, split: str, images: np.ndarray, labels: np.ndarray) -> Path:
+    """Write ``root/svhn/<split>_32x32.mat`` as the official MATLAB file and return its path.
+
+    ``images`` is ``uint8 (N, 3, 32, 32)`` as the loader returns it (stored as ``X`` of shape ``(32, 32, 3, N)``);
+    ``labels`` are the release's 1..10, 10 standing for the digit 0 (stored as ``y`` of shape ``(N, 1)``).
+    """
+    import scipy.io
+
+    folder = Path(root) / "svhn"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.asarray(images, dtype=np.uint8)
+    if images.ndim != 4 or images.shape[1:] != (3, 32, 32):
+        raise ValueError(f"SVHN images are (N, 3, 32, 32), got {images.shape}")
+    path = folder / f"{split}_32x32.mat"
+    y = np.asarray(labels, dtype=np.uint8).reshape(-1, 1)
+    scipy.io.savemat(path, {"X": np.ascontiguousarray(images.transpose(2, 3, 1, 0)), "y": y})
+    return path

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import torch
 
+from mixlab.mixing import _rng
+
 
 def rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     if generator is None:
@@ -44,10 +46,11 @@ def seeded_global_rng(generator: torch.Generator | None) -> Iterator[None]:
 
 
 def dirichlet(concentration: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Rows of Dirichlet samples for ``concentration`` of shape (..., K), via normalised Gamma draws."""
+    """Rows of Dirichlet samples for ``concentration`` of shape (..., K): :func:`mixlab.mixing._rng.dirichlet` on
+    the CPU's global RNG (seeded from ``generator``), exact for tiny concentrations too."""
     with seeded_global_rng(generator):
-        gamma = torch._standard_gamma(concentration.double().cpu())
-    return (gamma / gamma.sum(-1, keepdim=True)).to(device=concentration.device, dtype=torch.float32)
+        sample = _rng.dirichlet(concentration.double().cpu())
+    return sample.to(device=concentration.device, dtype=torch.float32)
 
 
 def beta(a: float, b: float, shape: tuple[int, ...], generator: torch.Generator | None,

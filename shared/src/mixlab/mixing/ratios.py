@@ -13,7 +13,7 @@ import math
 import torch
 
 from mixlab.errors import ConfigError
-from mixlab.mixing._rng import DeviceLike, standard_gamma
+from mixlab.mixing._rng import DeviceLike, symmetric_dirichlet
 
 
 def sample_ratios(batch: int, M: int, alpha: float, generator: torch.Generator | None = None,
@@ -33,11 +33,8 @@ def sample_ratios(batch: int, M: int, alpha: float, generator: torch.Generator |
         return torch.ones(batch, 1, device=device)
     if alpha <= 0:
         return torch.full((batch, M), 1.0 / M, device=device)
-    gammas = standard_gamma(alpha, (batch, M), device, generator)
-    total = gammas.sum(-1, keepdim=True)
-    # Only a vanishingly small alpha underflows every Gamma draw; fall back to the centre of the simplex.
-    kappa = torch.where(total > 0, gammas / total.clamp_min(torch.finfo(torch.float64).tiny), 1.0 / M)
-    kappa = kappa.to(torch.float32)
+    # Exact for any alpha > 0: a tiny alpha is drawn in log space (mixlab.mixing._rng.LOG_SPACE_BELOW).
+    kappa = symmetric_dirichlet(alpha, (batch, M), device, generator).to(torch.float32)
     if M == 2:
         k0 = kappa[:, 0]
         return torch.stack([k0, 1.0 - k0], dim=1)

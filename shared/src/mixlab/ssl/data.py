@@ -45,6 +45,10 @@ def build_ssl_data(config: SSLConfig, data_root: Path | None = None, download: b
     test = build_dataset(cfg.dataset, "test", data_root, download=download)
     if cfg.use_extra and cfg.dataset != "svhn":
         raise ConfigError(f"use_extra appends SVHN's extra split; the dataset is {cfg.dataset!r}")
+    pools = (("unlabeled",) if cfg.dataset == "stl10" else ()) + (("extra",) if cfg.use_extra else ())
+    # With an unlabeled split appended, every training image may be labeled (STL-10's 5,000-label protocol):
+    # ssl_split's "no unlabeled image left in class c" check is lifted by drawing as if the labeled images were
+    # also unlabeled and removing them afterwards, which gives exactly the split drawn without the option.
     split = ssl_split(
         train.targets,
         cfg.num_labeled,
@@ -55,11 +59,15 @@ def build_ssl_data(config: SSLConfig, data_root: Path | None = None, download: b
         unlabeled_classes=cfg.unlabeled_classes,
         mismatch=None if cfg.mismatch is None else cfg.mismatch / 100.0,
         balance=cfg.balance,  # type: ignore[arg-type]
-        unlabeled_includes_labeled=cfg.unlabeled_includes_labeled,
+        unlabeled_includes_labeled=cfg.unlabeled_includes_labeled or bool(pools),
     )
+    if pools and not cfg.unlabeled_includes_labeled:
+        only_unlabeled = split.unlabeled[~torch.isin(split.unlabeled, split.labeled)]
+        split = SplitIndices(split.labeled, only_unlabeled, split.validation,
+                             {**split.params, "unlabeled_includes_labeled": False})
     unlabeled = [train.images[split.unlabeled]]
     unlabeled_targets = [train.targets[split.unlabeled]]
-    for extra_split in (("unlabeled",) if cfg.dataset == "stl10" else ()) + (("extra",) if cfg.use_extra else ()):
+    for extra_split in pools:
         extra = build_dataset(cfg.dataset, extra_split, data_root, download=download)
         unlabeled.append(extra.images)
         unlabeled_targets.append(torch.full((len(extra),), -1, dtype=torch.long))

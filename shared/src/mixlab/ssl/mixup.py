@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from mixlab.errors import ConfigError
-from mixlab.mixing._rng import draw_device, standard_gamma
+from mixlab.mixing._rng import draw_device, symmetric_dirichlet
 
 
 @dataclass
@@ -26,17 +26,12 @@ class MixUpResult:
 def _biased_lambda(n: int, alpha: float, per_sample: bool, generator: torch.Generator | None) -> Tensor:
     """lambda' = max(lambda, 1 - lambda), lambda ~ Beta(alpha, alpha), float64 (n,) on the draw device.
 
-    Beta = G0 / (G0 + G1) with Gamma(alpha) draws taken in log space, ``log G = log Gamma(alpha + 1) + log(U) /
-    alpha`` (Marsaglia-Tsang's boost): torch clamps a Gamma draw to the smallest normal float, so for a small alpha
-    both direct draws would hit the clamp and give lambda = 0.5 instead of the near-0/1 values Beta(alpha, alpha)
-    takes. ``lambda = sigmoid(log G0 - log G1)``.
+    The Beta draw is mixlab's one sampler (:func:`mixlab.mixing._rng.dirichlet`), always in log space here
+    (``log G = log Gamma(alpha + 1) + log(U) / alpha``, ``lambda = sigmoid(log G0 - log G1)``): exact for a tiny
+    alpha, where torch's clamped Gamma draws would give 0.5, and the stream every seeded SSL run has used.
     """
     draws = n if per_sample else 1
-    boosted = standard_gamma(alpha + 1.0, (draws, 2), None, generator)
-    uniform = torch.rand((draws, 2), generator=generator, device=boosted.device, dtype=torch.float64)
-    tiny = torch.finfo(torch.float64).tiny
-    log_gamma = boosted.log() + uniform.clamp_min(tiny).log() / alpha
-    lam = torch.sigmoid(log_gamma[:, 0] - log_gamma[:, 1])
+    lam = symmetric_dirichlet(alpha, (draws, 2), None, generator, log_space=True)[:, 0]
     lam = torch.maximum(lam, 1.0 - lam)
     return lam if per_sample else lam.expand(n).clone()
 
