@@ -8,7 +8,7 @@ from mixlab.data import ImageDataset, available_datasets, build_dataset, dataset
 from mixlab.data.digits import DIGITS_MEAN, DIGITS_STD, MIN_CONTRAST, _all_digits, _raw_digits, digits_statistics
 from mixlab.errors import DatasetError
 
-CONTRACT_NAMES = ["digits", "cifar10", "cifar100", "svhn", "stl10", "tinyimagenet", "cifar100c"]
+CONTRACT_NAMES = ["digits", "cifar10", "cifar100", "svhn", "stl10", "tinyimagenet", "cifar100c", "imagenet100"]
 
 
 def test_registered_names_and_infos():

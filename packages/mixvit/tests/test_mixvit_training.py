@@ -138,6 +138,10 @@ def test_recipes_carry_every_table_and_defaults():
     long = BOOK.get("cifar100-convit-mixvit-encoding-300ep-b4")
     assert long.config.epochs == 300 and long.config.batch_repetitions == 4
     assert long.results[0].metrics == {"top1": 83.2, "top1_std": 0.2}
+    in100 = BOOK.default("imagenet100").config
+    assert (in100.patch_size, in100.autoaugment, in100.weight_decay, in100.crop_padding, in100.image_size) == (
+        16, "imagenet", 0.1, 0, 0)
+    assert (in100.batch_size, in100.lr_reference_batch, in100.repetition_mode) == (255, 1024, "mixmo")
     flops = {r.name: res.metrics.get("flops_x") for r in BOOK for res in r.results if res.table.startswith("Table 4.6")}
     assert flops["cifar100-convit-mixvit-all-tokens"] == 2.0 and flops["cifar100-convit-mixvit-sum-inference"] == 1.0
 
@@ -150,6 +154,9 @@ def test_recipes_carry_every_table_and_defaults():
     ("single_index", 2, "single_index"),
     ("mix_alpha", 0.0, "mix_alpha"),
     ("batch_size", 128, "not divisible"),
+    ("repetition_mode", "ra", "repetition_mode must be one of mixmo, deit_ra"),
+    ("data_workers", -1, "data_workers"),
+    ("image_size", -32, "image_size"),
 ])
 def test_config_validation(field, value, message):
     fields = {field: value}
@@ -157,3 +164,10 @@ def test_config_validation(field, value, message):
         fields["network"] = "multi_encoder"
     with pytest.raises(ConfigError, match=message):
         MixViTConfig(**fields).validate()
+
+
+def test_deit_ra_takes_any_batch_size():
+    """DeiT's repeated augmentation spreads the b copies over batches: batch 128 with b = 3 is valid there."""
+    assert MixViTConfig(batch_size=128, repetition_mode="deit_ra").validate().batch_repetitions == 3
+    with pytest.raises(ConfigError, match="batch repetitions b must be at least 1"):
+        MixViTConfig(batch_repetitions=0, repetition_mode="deit_ra").validate()

@@ -9,6 +9,7 @@ from typing import Annotated
 import torch
 import typer
 from mixlab import cli as common
+from mixlab.errors import ConfigError
 from mixlab.mimo.evaluation import evaluate_checkpoints
 from rich.table import Table
 
@@ -93,6 +94,9 @@ def evaluate(
     """Ensemble and per-subnetwork accuracy, NLL, ECE (calibrated too), diversity; any inference scheme."""
 
     def build(config: MixViTConfig, num_classes: int):
+        if config.image_size:
+            raise ConfigError(f"this run was trained at image_size={config.image_size}; `mixvit eval` reads the test "
+                              "set at the dataset's own size, so its metrics are the run's metrics.jsonl")
         if inference is not None:
             config = dataclasses.replace(config, inference=inference).validate()
         return build_network(config, num_classes)

@@ -12,12 +12,18 @@ the shared base fields (``alpha``, ``binary_prob`` with its decay, ``weight_root
 ``alpha=0, binary_prob=0`` (sum of the encodings, unit loss weights), MixMo ``alpha=2, binary_prob=0.5, r=3``,
 CutMix-only MixMo ``binary_prob=1`` without decay, "same init." ``encoder_init="identical"``.
 
+The 3 batch augmentations are MixMo's batch repetition by default (each image b times in a batch, b times the
+steps per epoch); ``repetition_mode="deit_ra"`` is DeiT's repeated augmentation instead (timm's
+``RepeatAugSampler``: the b copies spread over batches and processes, the samples per epoch stay about N).
+
 Base fields MixViT does not read: ``momentum``/``nesterov``/``l2`` (SGD; MixViT uses AdamW with
-``weight_decay``), ``warmup_epochs`` (the warm-up is ``warmup_frac`` of training), ``augmix``.
+``weight_decay``), ``warmup_epochs`` (the warm-up is ``warmup_frac`` of training), ``augmix``; on a file-backed
+dataset (ImageNet-100) ``crop_padding`` (RandomResizedCrop replaces the padded crop).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -37,6 +43,7 @@ LOSS_WEIGHT_SUM = ("one", "M")
 AUTOAUGMENT = ("cifar10", "imagenet", "none")
 HEAD_BLOCKS = ("ca", "sa")
 MSDA_PARTNERS = ("batch", "dataset")
+REPETITION_MODES = ("mixmo", "deit_ra")
 _VIT_NAME = re.compile(r"^(convit\d+-\d+|cait\d+-\d+|cait-xx?s\d+)$")
 
 
@@ -45,6 +52,9 @@ class MixViTConfig(MultiInputConfig):
     # -- data stream (A.1.5) -----------------------------------------------------------------------------------
     batch_size: int = 129  # the base batch 128, rounded to a multiple of b = 3 (43 images x 3 copies)
     batch_repetitions: int = 3  # "3 batch augmentations": MixMo's batch repetition, x3 steps per epoch
+    repetition_mode: str = "mixmo"  # mixmo: b copies in a batch, x b steps | deit_ra: DeiT's RA, constant steps
+    data_workers: int = 8  # DataLoader processes decoding a file-backed dataset (ImageNet-100); in-memory: unused
+    image_size: int = 0  # crop side of a file-backed dataset; 0 = the dataset's own (ImageNet-100: 224)
     autoaugment: str = "cifar10"  # cifar10 | imagenet | none
     random_erasing: float = 0.25  # RandErase probability (unstated: DeiT's default)
     label_smoothing: float = 0.1
@@ -103,8 +113,12 @@ class MixViTConfig(MultiInputConfig):
         return self.warmup_frac * self.epochs
 
     def validate(self) -> MixViTConfig:
-        super().validate()
+        # DeiT's repeated augmentation spreads an image's b copies over batches (and processes): any batch size.
+        need(self.batch_repetitions >= 1, f"batch repetitions b must be at least 1, not {self.batch_repetitions}")
+        base = self if self.repetition_mode != "deit_ra" else dataclasses.replace(self, batch_repetitions=1)
+        MultiInputConfig.validate(base)
         choices = {
+            "repetition_mode": (self.repetition_mode, REPETITION_MODES),
             "network": (self.network, NETWORKS),
             "source_attribution": (self.source_attribution, ATTRIBUTIONS),
             "input_mixing": (self.input_mixing, INPUT_MIXING),
@@ -140,6 +154,8 @@ class MixViTConfig(MultiInputConfig):
         need(self.msda == "none" or (self.cutmix_alpha > 0 and self.mixup_alpha > 0),
              "cutmix_alpha and mixup_alpha must be positive (turn the MSDA off with msda=none)")
         need(self.patch_size >= 1, f"patch_size must be positive, not {self.patch_size}")
+        need(self.data_workers >= 0, f"data_workers must be >= 0, not {self.data_workers}")
+        need(self.image_size >= 0, f"image_size must be >= 0 (0: the dataset's own), not {self.image_size}")
         need(0.0 <= self.drop_path_rate < 1.0, f"drop_path_rate must be in [0, 1), not {self.drop_path_rate}")
         need(0.0 <= self.warmup_frac < 1.0, f"warmup_frac must be in [0, 1), not {self.warmup_frac}")
         need(self.warmup_lr > 0, f"warmup_lr must be positive, not {self.warmup_lr}")

@@ -1,23 +1,38 @@
 """MixViT on the mixlab engine: the shared multi-input data stream, a transformer, AdamW and the MixViT step.
 
-From `mixlab.mimo` come the datasets, the batch-repetition sampler, pairing the M inputs, crop/flip, prediction and
-the evaluation summary. This module adds the transformer recipe (AutoAugment, RandErase, label smoothing, the
-simultaneous pixel MSDA, AdamW with its schedule) and the two training steps: MixViT's token masks and source
-attribution, or MixMo's mixing block for the naive multi-encoder transformers of Table 4.1.
+From `mixlab.mimo` come pairing the M inputs, crop/flip, prediction and the evaluation summary. This module adds
+the transformer recipe (AutoAugment, RandErase, label smoothing, the simultaneous pixel MSDA, AdamW with its
+schedule), the training sampler of ``repetition_mode`` (MixMo's batch repetition or DeiT's repeated
+augmentation), file-backed datasets (ImageNet-100: DataLoader workers decode, crop, flip and AutoAugment every
+input image; normalisation, RandErase and the MSDA stay batched on the device) and the two training steps:
+MixViT's token masks and source attribution, or MixMo's mixing block for the naive multi-encoder transformers of
+Table 4.1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mixlab.data import dataset_info
+from mixlab.data import (
+    BatchRepetitionSampler,
+    EpochBatchSampler,
+    FileBatchLoader,
+    FileImageDataset,
+    RepeatAugSampler,
+    SeededBatchSampler,
+    build_dataset,
+    dataset_info,
+)
 from mixlab.data import transforms as T
-from mixlab.engine import StepOutput, TrainProgress
+from mixlab.engine import DistInfo, Runtime, StepOutput, TrainProgress
 from mixlab.errors import ConfigError
 from mixlab.mimo import MultiInputMethod
 from mixlab.mixing import binary_prob_schedule, reweight, sample_mixing, weighted_head_loss
+from mixlab.mixing.pairing import pair_inputs
 from mixlab.models import create_model
 from torch import nn
 
@@ -32,9 +47,20 @@ from mixvit.optim import adamw, warmup_step_schedule
 __all__ = ["MixViTMethod", "build_network"]
 
 
+def image_side(config: MixViTConfig) -> int:
+    """The side of the training and test images: ``image_size`` when set, else the dataset's own."""
+    return config.image_size or dataset_info(config.dataset).image_size
+
+
+def dataset_options(config: MixViTConfig) -> dict[str, Any]:
+    """Options of `build_dataset`: a file-backed dataset's crop side when ``image_size`` is set (an in-memory
+    dataset refuses it with a one-line error)."""
+    return {"image_size": config.image_size} if config.image_size else {}
+
+
 def build_network(config: MixViTConfig, num_classes: int) -> MixViT | MultiEncoderViT:
     """The untrained network a config describes, sized for its dataset's images."""
-    options: dict[str, Any] = {"img_size": dataset_info(config.dataset).image_size, "patch_size": config.patch_size,
+    options: dict[str, Any] = {"img_size": image_side(config), "patch_size": config.patch_size,
                                "drop_path_rate": config.drop_path_rate}
     if config.model.startswith("convit"):
         options["head_block"] = config.head_block
@@ -49,13 +75,67 @@ def build_network(config: MixViTConfig, num_classes: int) -> MixViT | MultiEncod
                   alternating_pattern=config.alternating_pattern, single_index=config.single_index)
 
 
+def train_sampler(config: MixViTConfig, num_samples: int, dist: DistInfo) -> EpochBatchSampler:
+    """The b batch augmentations: MixMo's batch repetition (b copies in a batch, b times the steps per epoch) or,
+    with ``repetition_mode="deit_ra"``, DeiT's repeated augmentation (samples per epoch about N)."""
+    kind = RepeatAugSampler if config.repetition_mode == "deit_ra" else BatchRepetitionSampler
+    return kind(num_samples, config.batch_size, repetitions=config.batch_repetitions, seed=config.seed,
+                rank=dist.rank, world_size=dist.world_size)
+
+
+def paired_indices(index: torch.Tensor, generator: torch.Generator, *, members: int,
+                   input_repetition: float) -> torch.Tensor:
+    """A batch of sampler indices -> the M inputs' dataset indices, row by row (B*M), paired as in memory."""
+    return pair_inputs(index, members, input_repetition, generator=generator).reshape(-1)
+
+
 class MixViTMethod(MultiInputMethod):
     name = "mixvit"
     config: MixViTConfig
     model: nn.Module
+    images: torch.Tensor | None  # the in-memory training images on the device (None for a file-backed dataset)
+    file_batches: FileBatchLoader | None  # the decoded training batches of a file-backed dataset
 
     def build_network(self, num_classes: int) -> nn.Module:
         return build_network(self.config, num_classes)
+
+    # -- set-up -----------------------------------------------------------------------------------------------
+    def build(self, runtime: Runtime) -> None:
+        """The multi-input set-up of `mixlab.mimo`, with the sampler of ``repetition_mode`` and, for a file-backed
+        dataset, training images decoded by DataLoader workers instead of held on the device."""
+        cfg = self.config
+        self.runtime = runtime
+        options = dataset_options(cfg)
+        self.train_set = build_dataset(cfg.dataset, "train", self.data_root, download=self.download, **options)
+        self.test_set = build_dataset(cfg.dataset, "test", self.data_root, download=self.download, **options)
+        self.num_classes = self.train_set.num_classes
+        self.model = self.build_network(self.num_classes).to(runtime.device)
+        self.trainable = self.model
+        self.sampler = train_sampler(cfg, len(self.train_set), runtime.dist)
+        self.steps_per_epoch = len(self.sampler)  # the sampler refuses a batch larger than the data
+        self.optimizer, self.scheduler = self.configure_optimizers()
+        self.labels = self.train_set.targets.to(runtime.device)
+        self.mean = torch.tensor(self.train_set.mean, device=runtime.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(self.train_set.std, device=runtime.device).view(1, 3, 1, 1)
+        self.image_hw = self.train_set.image_size
+        self.grid = (self.image_hw[0] // self.model.stem_stride, self.image_hw[1] // self.model.stem_stride)
+        if isinstance(self.train_set, FileImageDataset):
+            self.images, self.file_batches = None, self.file_loader(self.train_set)
+        else:
+            self.images, self.file_batches = self.train_set.images.to(runtime.device), None
+
+    def file_loader(self, train_set: FileImageDataset) -> FileBatchLoader:
+        """Workers decode each of a batch's B*M input images and apply RandomResizedCrop, flip and AutoAugment;
+        pairing and every crop are seeded per batch (`SeededBatchSampler`), so a resumed run sees the same."""
+        cfg = self.config
+        if cfg.msda != "none" and cfg.msda_partner == "dataset":
+            raise ConfigError(f"msda_partner=dataset draws partners from images held in memory; {cfg.dataset} is "
+                              "read from files: use msda_partner=batch")
+        dataset = train_set.with_transform(T.random_resized_crop(train_set.side, hflip=cfg.hflip,
+                                                                 autoaugment=cfg.autoaugment))
+        arrange = partial(paired_indices, members=cfg.num_members, input_repetition=cfg.input_repetition)
+        keys = SeededBatchSampler(self.sampler, cfg.seed, arrange)
+        return FileBatchLoader(dataset, keys, self.runtime.device, workers=cfg.data_workers)
 
     def configure_optimizers(self):
         cfg = self.config
@@ -67,8 +147,26 @@ class MixViTMethod(MultiInputMethod):
         return optimizer, scheduler
 
     # -- input pipeline ---------------------------------------------------------------------------------------
+    def train_batches(self, epoch: int, start_batch: int) -> Iterator[Any]:
+        """Sampler indices (in memory), or decoded (images, labels) of the B*M inputs (file-backed)."""
+        if self.file_batches is None:
+            yield from super().train_batches(epoch, start_batch)
+            return
+        self.sampler.set_epoch(epoch, start_batch=start_batch)
+        yield from self.file_batches
+
+    def sample_inputs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (B, M, 3, H, W) and one-hot targets (B, M, K): paired and augmented from the in-memory images,
+        or from a decoded batch whose B*M images are already paired row by row, cropped and AutoAugmented."""
+        if self.file_batches is None:
+            return super().sample_inputs(batch)
+        images, labels = batch
+        M = self.config.num_members
+        x = self.normalize_and_erase(images).view(-1, M, *images.shape[1:])
+        return x, F.one_hot(labels.view(-1, M), self.num_classes).float()
+
     def augment(self, index: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> crop, flip, AutoAugment, normalise, RandErase (the DeiT order)."""
+        """In-memory uint8 images -> crop, flip, AutoAugment, normalise, RandErase (the DeiT order)."""
         cfg = self.config
         x = self.images[index.to(self.images.device)]
         if cfg.crop_padding > 0:
@@ -77,8 +175,12 @@ class MixViTMethod(MultiInputMethod):
             x = T.random_hflip(x)
         if cfg.autoaugment != "none":
             x = T.autoaugment(x, policy=cfg.autoaugment)
+        return self.normalize_and_erase(x)
+
+    def normalize_and_erase(self, x: torch.Tensor) -> torch.Tensor:
+        """Cropped uint8 images -> normalised float images with RandErase (the end of the DeiT pipeline)."""
         x = (x.float() / 255 - self.mean) / self.std
-        return random_erasing(x, cfg.random_erasing)
+        return random_erasing(x, self.config.random_erasing)
 
     def pixel_msda(self, x: torch.Tensor, targets: torch.Tensor,
                    visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -104,17 +206,17 @@ class MixViTMethod(MultiInputMethod):
     # -- MixViT's mixing --------------------------------------------------------------------------------------
     def token_masks(self, batch: int, progress: TrainProgress) -> TokenMasks:
         """This batch's token masks: whole-input (end of training), all tokens visible (ablation), or CutMix."""
-        cfg, M, device = self.config, self.config.num_members, self.images.device
+        cfg, M, device = self.config, self.config.num_members, self.runtime.device
         p_whole = whole_input_prob(progress.fraction, cfg.whole_input_start, cfg.whole_input_pmax)
         if M > 1 and p_whole > 0 and float(torch.rand(())) < p_whole:  # one draw per batch
             return whole_input(batch, M, self.grid, device=device)
         if cfg.input_mixing == "all_tokens" and M > 1:
             ones = torch.ones(batch, M, *self.grid, device=device)
             return TokenMasks(ones, torch.full((batch, M), 1.0 / M, device=device))
-        return binarized_cutmix(batch, M, tuple(self.images.shape[-2:]), self.model.stem_stride, cfg.mix_alpha,
+        return binarized_cutmix(batch, M, self.image_hw, self.model.stem_stride, cfg.mix_alpha,
                                 box_owner=cfg.box_owner, tie_break=cfg.tie_break, device=device)
 
-    def train_step(self, batch: torch.Tensor, progress: TrainProgress) -> StepOutput:
+    def train_step(self, batch: Any, progress: TrainProgress) -> StepOutput:
         x, one_hot = self.sample_inputs(batch)  # (B, M, 3, H, W), (B, M, K)
         targets = smooth_labels(one_hot, self.config.label_smoothing)
         if self.config.network == "multi_encoder":

@@ -25,11 +25,11 @@ CIFAR100 = MixViTConfig()
 CIFAR10 = dataclasses.replace(CIFAR100, dataset="cifar10")
 # Tiny ImageNet: patch 8 on 64 px (64 tokens), weight decay doubled to 0.1 (for the backbone too).
 TINYIMAGENET = dataclasses.replace(CIFAR100, dataset="tinyimagenet", patch_size=8, weight_decay=0.1)
-# ImageNet-100 (Tian et al. 2020): patch 16 on 224 px, ImageNet AutoAugment policy, wd 0.1, base batch "1048"
-# read as 1024, run on 4 GPUs (255 rows per process). mixlab has no ImageNet-100 loader yet: these recipes record
-# the thesis's settings and stop with an unknown-dataset error.
+# ImageNet-100 (Tian et al. 2020, the CMC class list): patch 16 on 224 px, ImageNet AutoAugment policy, wd 0.1,
+# base batch "1048" read as 1024, run on 4 GPUs (255 rows per process). The images are cropped by
+# RandomResizedCrop(224) + flip in DataLoader workers (test: Resize(256) + CenterCrop(224)), so no padded crop.
 IMAGENET100 = dataclasses.replace(CIFAR100, dataset="imagenet100", patch_size=16, autoaugment="imagenet",
-                                  weight_decay=0.1, lr_reference_batch=1024, batch_size=255)
+                                  weight_decay=0.1, lr_reference_batch=1024, batch_size=255, crop_padding=0)
 # Built-in data: the reduced reproduction every machine can run in minutes on a CPU. A 4-block ConViT of width
 # 128 (4 heads of 32, as in the thesis) on 8x8 patches of the 32 px digits (16 tokens), 30 epochs with the
 # thesis's schedule in proportion (3 warm-up epochs, x0.1 after epochs 25 and 28 = 125/150 and 140/150, the
@@ -210,6 +210,7 @@ BOOK = RecipeBook(
         "cifar100": "cifar100-convit-mixvit-embedding",
         "cifar10": "cifar10-convit-mixvit-embedding",
         "tinyimagenet": "tinyimagenet-convit-mixvit-embedding",
+        "imagenet100": "imagenet100-convit-mixvit-embedding",
     },
 )
 RECIPES = BOOK.recipes

@@ -1,8 +1,9 @@
 """mixlab.data: dataset registry and loaders, the built-in ``digits``, SSL splits, batched augmentations, samplers.
 
 Importing this package registers every built-in dataset (digits, cifar10, cifar100, svhn, stl10, tinyimagenet,
-cifar100c). Datasets are in-memory uint8 tensors (:class:`ImageDataset`); batches come from
-:class:`TensorBatchLoader` and are augmented batched on the device.
+cifar100c, imagenet100). Small datasets are in-memory uint8 tensors (:class:`ImageDataset`); batches come from
+:class:`TensorBatchLoader` and are augmented batched on the device. ImageNet-100 is a :class:`FileImageDataset`
+decoded on demand; its batches come from :class:`FileBatchLoader` (DataLoader workers).
 """
 
 # isort: off
@@ -14,17 +15,23 @@ from mixlab.data.registry import (  # registry first: the loaders below register
     register_dataset,
     resolve_data_root,
 )
-from mixlab.data import digits, cifar, svhn, stl10, tinyimagenet, cifar_c  # noqa: F401  (registration order)
+from mixlab.data import digits, cifar, svhn, stl10, tinyimagenet, cifar_c, imagenet100  # noqa: F401  (registration order)
 
 # isort: on
 from mixlab.data.augmix_ops import THESIS_OPS as AUGMIX_THESIS_OPS
 from mixlab.data.augmix_ops import augmix
 from mixlab.data.cifar_c import ALL_CORRUPTIONS, EXTRA_CORRUPTIONS, STANDARD_CORRUPTIONS, iter_cifar100c
-from mixlab.data.dataset import ImageDataset
+from mixlab.data.dataset import FileImageDataset, ImageDataset
 from mixlab.data.download import download_dataset
-from mixlab.data.loader import TensorBatchLoader, eval_loader
+from mixlab.data.loader import FileBatchLoader, TensorBatchLoader, eval_loader
 from mixlab.data.randaugment import batched_randaugment
-from mixlab.data.samplers import BatchRepetitionSampler, SequentialBatchSampler
+from mixlab.data.samplers import (
+    BatchRepetitionSampler,
+    EpochBatchSampler,
+    RepeatAugSampler,
+    SeededBatchSampler,
+    SequentialBatchSampler,
+)
 from mixlab.data.splits import SplitIndices, mismatch_unlabeled_classes, ssl_split
 from mixlab.data.transforms import (
     BatchTransform,
@@ -36,6 +43,8 @@ from mixlab.data.transforms import (
     randaugment,
     random_crop,
     random_hflip,
+    random_resized_crop,
+    resize_center_crop,
 )
 
 __all__ = [
@@ -46,7 +55,12 @@ __all__ = [
     "BatchRepetitionSampler",
     "BatchTransform",
     "DatasetInfo",
+    "EpochBatchSampler",
+    "FileBatchLoader",
+    "FileImageDataset",
     "ImageDataset",
+    "RepeatAugSampler",
+    "SeededBatchSampler",
     "SequentialBatchSampler",
     "SplitIndices",
     "TensorBatchLoader",
@@ -67,7 +81,9 @@ __all__ = [
     "randaugment",
     "random_crop",
     "random_hflip",
+    "random_resized_crop",
     "register_dataset",
+    "resize_center_crop",
     "resolve_data_root",
     "ssl_split",
 ]

@@ -15,7 +15,8 @@ from typing import Any
 from mixlab.data.download import download_dataset, how_to_get
 from mixlab.errors import DatasetError
 
-_ROOT_HINT = "(The data root is --data-root, else $MIXLAB_DATA, else ~/.cache/mixlab/data.)"
+ROOT_HINT = "(The data root is --data-root, else $MIXLAB_DATA, else ~/.cache/mixlab/data.)"
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 
 def _candidates(root: Path, folder: str) -> list[Path]:
@@ -64,20 +65,37 @@ def locate(
         raise DatasetError(
             f"{label} is incomplete: the folder {partial} exists but lacks {', '.join(missing)}. Delete or move "
             f"that folder and re-run with --download (download=True in Python), or restore the missing files "
-            f"from the official release. {_ROOT_HINT}"
+            f"from the official release. {ROOT_HINT}"
         )
     raise DatasetError(
-        f"{label} was not found: looked for {what} under {root}. {how_to_get(name, root, split)} {_ROOT_HINT}"
+        f"{label} was not found: looked for {what} under {root}. {how_to_get(name, root, split)} {ROOT_HINT}"
     )
 
 
-def malformed(label: str, path: Path, problem: str) -> DatasetError:
+def malformed(label: str, path: Path, problem: str, *, downloadable: bool = True) -> DatasetError:
     """The error for a file that exists but cannot be read as the release's format."""
+    fix = ("delete it and re-run with --download (download=True in Python), or replace it with the official file"
+           if downloadable else "replace it with the file of the official release")
     return DatasetError(
         f"{label}: {path} could not be read ({problem}). The file is probably truncated, corrupted or from another "
-        "release; delete it and re-run with --download (download=True in Python), or replace it with the official "
-        "file."
+        f"release; {fix}."
     )
+
+
+def is_image_file(name: str) -> bool:
+    """An image of a JPEG/PNG folder release (ImageNet's ``.JPEG``, any case)."""
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def open_rgb(path: Path, label: str, *, downloadable: bool = True) -> Any:
+    """The image at ``path`` as an RGB ``PIL.Image`` (greyscale and CMYK files converted), or the malformed error."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as error:
+        raise malformed(label, path, f"{type(error).__name__}: {error}", downloadable=downloadable) from None
 
 
 # Globals a numpy-array pickle (the CIFAR python release, written by Python 2 numpy) may name. Anything else in a

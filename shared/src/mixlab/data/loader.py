@@ -1,17 +1,22 @@
-"""Batches straight from the in-memory uint8 tensors: index, (pin), copy to the device. No worker processes.
+"""Batches for the training loop: straight from in-memory uint8 tensors, or decoded from files by DataLoader workers.
 
 For 32x32 datasets a batch is a single ``index_select`` of a few hundred KB, far cheaper than a DataLoader that
 decodes and collates per sample; augmentation then runs batched on the device (:mod:`mixlab.data.transforms`).
+:class:`TensorBatchLoader` does that, with no worker processes. A file-backed dataset (ImageNet-100) cannot be
+held in memory: :class:`FileBatchLoader` has DataLoader workers decode and crop each file, and yields the same
+``(uint8 images, int64 targets)`` batches on the device.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 
-from mixlab.data.dataset import ImageDataset
+from mixlab.data.dataset import FileImageDataset, ImageDataset
 from mixlab.data.samplers import SequentialBatchSampler
+from mixlab.errors import DatasetError
 
 
 class TensorBatchLoader:
@@ -77,3 +82,44 @@ def eval_loader(
     """Every image of ``dataset`` once, in order, ``batch_size`` at a time (rank-strided under DDP)."""
     sampler = SequentialBatchSampler(len(dataset), batch_size, rank=rank, world_size=world_size)
     return TensorBatchLoader(dataset, sampler, device, pin_memory=pin_memory, preload=preload)
+
+
+def _stack(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    images, targets = zip(*samples, strict=True)
+    return torch.stack(images), torch.tensor(targets, dtype=torch.int64)
+
+
+def _worker_message(error: DatasetError) -> str:
+    """The user's message of a DatasetError re-raised by a DataLoader worker (torch prepends the traceback)."""
+    last = str(error).strip().splitlines()[-1]
+    return last.split(f"{DatasetError.__name__}: ", 1)[-1]
+
+
+class FileBatchLoader:
+    """Iterate ``(images uint8 (n, 3, S, S), targets int64 (n,))`` on ``device``, decoding in ``workers`` processes.
+
+    ``batch_sampler`` yields lists of dataset keys (indices, or ``(index, seed)`` pairs from a
+    :class:`~mixlab.data.samplers.SeededBatchSampler`); it runs in the main process, and is iterated afresh at every
+    ``iter()``, so ``set_epoch`` before iterating selects the epoch. Workers persist across epochs. The
+    DataLoader's own seed comes from a private generator, so iterating never draws from the global RNG the engine
+    checkpoints. A file that cannot be decoded stops the run with the dataset's one-paragraph error.
+    """
+
+    def __init__(self, dataset: FileImageDataset, batch_sampler: Iterable[Sequence[Any]],
+                 device: torch.device | str = "cpu", workers: int = 0, pin_memory: bool | None = None):
+        self.device = torch.device(device)
+        pin = self.device.type == "cuda" and (pin_memory if pin_memory is not None else True)
+        self.batches = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=_stack, pin_memory=pin,
+            persistent_workers=workers > 0, generator=torch.Generator(),
+        )
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        try:
+            for images, targets in self.batches:
+                yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+        except DatasetError as error:
+            raise DatasetError(_worker_message(error)) from None
+
+    def __len__(self) -> int:
+        return len(self.batches)

@@ -1,4 +1,5 @@
-"""Dataset registry: names -> (facts about the dataset, a builder that returns an :class:`ImageDataset`).
+"""Dataset registry: names -> (facts about the dataset, a builder that returns an :class:`ImageDataset`, or a
+:class:`FileImageDataset` for a dataset too large for memory).
 
 Loaders register themselves with :func:`register_dataset`; importing :mod:`mixlab.data` imports every built-in
 loader, so ``build_dataset("cifar10")`` works after ``import mixlab.data``. A method package can register its own
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mixlab.data.dataset import ImageDataset
+from mixlab.data.dataset import FileImageDataset, ImageDataset
 from mixlab.errors import DatasetError
 
 #: Default data root when neither ``--data-root`` nor ``$MIXLAB_DATA`` is given.
@@ -48,7 +49,7 @@ class DatasetInfo:
 
 
 #: A builder is called as ``builder(root, split, download, **options)``; ``root`` is the resolved data root.
-Builder = Callable[..., ImageDataset]
+Builder = Callable[..., ImageDataset | FileImageDataset]
 
 _REGISTRY: dict[str, tuple[DatasetInfo, Builder]] = {}
 
@@ -113,7 +114,7 @@ def build_dataset(
     data_root: str | Path | None = None,
     download: bool = False,
     **options: Any,
-) -> ImageDataset:
+) -> ImageDataset | FileImageDataset:
     """Load split ``split`` of dataset ``name`` from ``data_root`` (see :func:`resolve_data_root`).
 
     Nothing is fetched unless ``download=True``; a missing or malformed dataset raises a :class:`DatasetError`

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mixlab.data._files import locate, malformed
+from mixlab.data._files import is_image_file, locate, malformed, open_rgb
 from mixlab.data.dataset import ImageDataset
 from mixlab.data.registry import DatasetInfo, register_dataset
 
@@ -32,7 +32,6 @@ LABEL = "Tiny ImageNet"
 SIDE = 64
 CACHE_DIR = ".mixlab-cache"
 _CACHE_VERSION = 1
-_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 TINYIMAGENET_INFO = DatasetInfo(
     name="tinyimagenet",
@@ -67,17 +66,13 @@ def _class_names(folder: Path, wnids: list[str]) -> list[str]:
     return [table.get(w, w) for w in wnids]
 
 
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(_SUFFIXES)
-
-
 def _train_files(folder: Path, wnids: list[str]) -> tuple[list[Path], list[int]]:
     files, labels = [], []
     for label, wnid in enumerate(wnids):
         directory = folder / "train" / wnid / "images"
         if not directory.is_dir():
             raise malformed(LABEL, directory, f"the training images of class {wnid} (listed in wnids.txt) are missing")
-        names = sorted(entry.name for entry in os.scandir(directory) if _is_image(entry.name))
+        names = sorted(entry.name for entry in os.scandir(directory) if is_image_file(entry.name))
         files += [directory / name for name in names]
         labels += [label] * len(names)
     return files, labels
@@ -162,13 +157,7 @@ def _save_cache(folder: Path, split: str, fingerprint: str, images: np.ndarray, 
 
 
 def _decode_one(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as error:
-        raise malformed(LABEL, path, f"{type(error).__name__}: {error}") from None
+    rgb = open_rgb(path, LABEL)
     if rgb.size != (SIDE, SIDE):
         raise malformed(LABEL, path, f"the image is {rgb.size[0]}x{rgb.size[1]}, expected {SIDE}x{SIDE}")
     return np.asarray(rgb).transpose(2, 0, 1)

@@ -6,6 +6,10 @@ implementations per image (their op choice is per call, so a loop is the only wa
 AugMix lives in :mod:`mixlab.data.augmix_ops`. Every sampler takes ``generator=None`` (see :mod:`mixlab.data._random`).
 
 :class:`BatchTransform` chains named steps, so a recipe can say ``"crop+flip+normalize"``.
+
+File-backed datasets (ImageNet-100) crop full-size images per file before they can be batched: their per-image
+transforms (:func:`random_resized_crop`, :func:`resize_center_crop`) take a PIL image and return ``uint8 (3, S, S)``,
+and run in DataLoader workers.
 """
 
 from __future__ import annotations
@@ -174,13 +178,46 @@ def autoaugment(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """torchvision's AutoAugment (``cifar10``, ``imagenet`` or ``svhn`` policy) applied to each image."""
+    return _per_image(_autoaugment_op(policy, fill), x, generator)
+
+
+def _autoaugment_op(policy: str, fill: Fill | None = None) -> Any:
+    """torchvision's ``v2.AutoAugment`` with the named policy (on uint8 tensors and on PIL images alike)."""
     from torchvision.transforms import AutoAugmentPolicy, v2
 
     policies = {"cifar10": AutoAugmentPolicy.CIFAR10, "imagenet": AutoAugmentPolicy.IMAGENET,
                 "svhn": AutoAugmentPolicy.SVHN}
     if policy not in policies:
         raise ConfigError(f"AutoAugment policy must be one of {', '.join(policies)}, got {policy!r}.")
-    return _per_image(v2.AutoAugment(policies[policy], fill=fill), x, generator)
+    return v2.AutoAugment(policies[policy], fill=fill)
+
+
+# -- per-image transforms of file-backed datasets (PIL image -> uint8 (3, S, S), run in DataLoader workers) -----
+
+#: The ImageNet evaluation crop ratio: resize the short side to S / 0.875 (256 for S = 224), centre-crop S.
+IMAGENET_CROP_RATIO = 224 / 256
+
+
+def random_resized_crop(size: int, hflip: bool = True, autoaugment: str | None = None) -> Callable[[Any], torch.Tensor]:
+    """The ImageNet training crop: torchvision's ``RandomResizedCrop(size)`` (area 8-100%, aspect 3/4-4/3,
+    bilinear, antialiased), a horizontal flip with probability 0.5 (``hflip``), then AutoAugment when a policy is
+    named; a PIL image in, ``uint8 (3, size, size)`` out. Randomness comes from torch's global CPU RNG."""
+    from torchvision.transforms import v2
+
+    steps: list[Any] = [v2.RandomResizedCrop(size, antialias=True)]
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    if autoaugment not in (None, "none"):
+        steps.append(_autoaugment_op(autoaugment))
+    return v2.Compose([*steps, v2.PILToTensor()])
+
+
+def resize_center_crop(size: int, crop_ratio: float = IMAGENET_CROP_RATIO) -> Callable[[Any], torch.Tensor]:
+    """The ImageNet evaluation view: the short side resized to ``round(size / crop_ratio)`` (256 for 224), then the
+    central ``size`` x ``size`` crop; a PIL image in, ``uint8 (3, size, size)`` out. Deterministic."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.Resize(round(size / crop_ratio), antialias=True), v2.CenterCrop(size), v2.PILToTensor()])
 
 
 Step = Callable[..., torch.Tensor]  # step(x, generator=None) -> x
