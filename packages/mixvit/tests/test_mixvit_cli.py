@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
     from typer.testing import CliRunner
 
     out = tmp_path_factory.mktemp("runs") / "mixvit"
-    args = ["train", "--epochs", "1", "--msda", "simultaneous", "--out", str(out), *TINY]
+    args = ["train", "--epochs", "1", "--set", "msda=simultaneous", "--out", str(out), *TINY]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out, result.output
@@ -108,6 +108,8 @@ def test_one_line_errors(run_cli, tmp_path):
     assert "infers by" in one_line_error(run_cli("train", "--network", "multi_encoder", "--inference", "alternating",
                                                  *TINY, "--out", tmp_path / "e"))
     assert "unknown recipe" in one_line_error(run_cli("train", "--recipe", "nope", "--out", tmp_path / "f"))
+    assert "msda given both as an option and with --set" in one_line_error(
+        run_cli("train", "--msda", "none", "--set", "msda=none", *TINY, "--out", tmp_path / "g"))
     foreign = save_checkpoint(tmp_path / "mixmo.pt", {"model": {}}, method="mixmo")
     assert "written by 'mixmo'" in one_line_error(run_cli("eval", "-c", foreign, "--device", "cpu"))
     assert not (tmp_path / "c" / "summary.json").exists()

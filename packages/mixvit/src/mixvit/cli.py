@@ -63,12 +63,11 @@ def train(
     layer: int | str | None = attribution_layer
     if attribution_layer is not None and attribution_layer.isdigit():
         layer = int(attribution_layer)
-    overrides = dict(
+    overrides = common.merge_options(dict(
         dataset=dataset, epochs=epochs, batch_size=batch_size, seed=seed, model=model, num_members=members,
         source_attribution=attribution, attribution_layer=layer, inference=inference, input_mixing=input_mixing,
         network=network, mix_alpha=mix_alpha, msda=msda, batch_repetitions=batch_repetitions,
-        **common.parse_set_options(set_),
-    )
+    ), set_)
     summary = common.train_from_cli(
         package="mixvit", config_cls=MixViTConfig, book=BOOK,
         make_method=lambda config: MixViTMethod(config, data_root=data_root, download=download),
