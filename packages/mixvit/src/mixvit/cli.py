@@ -9,13 +9,12 @@ from typing import Annotated
 import torch
 import typer
 from mixlab import cli as common
-from mixlab.errors import ConfigError
 from mixlab.mimo.evaluation import evaluate_checkpoints
 from rich.table import Table
 
 from mixvit.config import MixViTConfig
 from mixvit.flops import overhead
-from mixvit.method import MixViTMethod, build_network
+from mixvit.method import MixViTMethod, build_network, dataset_options
 from mixvit.recipes import BOOK
 
 app = typer.Typer(
@@ -93,15 +92,13 @@ def evaluate(
     """Ensemble and per-subnetwork accuracy, NLL, ECE (calibrated too), diversity; any inference scheme."""
 
     def build(config: MixViTConfig, num_classes: int):
-        if config.image_size:
-            raise ConfigError(f"this run was trained at image_size={config.image_size}; `mixvit eval` reads the test "
-                              "set at the dataset's own size, so its metrics are the run's metrics.jsonl")
         if inference is not None:
             config = dataclasses.replace(config, inference=inference).validate()
         return build_network(config, num_classes)
 
     report = evaluate_checkpoints(
-        checkpoint, method="mixvit", config_cls=MixViTConfig, build=build, data_root=data_root, device=device,
+        checkpoint, method="mixvit", config_cls=MixViTConfig, build=build, dataset_options=dataset_options,
+        data_root=data_root, device=device,
         amp=amp, batch_size=batch_size, cifar100c=False,
     )
     if inference is not None:

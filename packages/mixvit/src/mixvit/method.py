@@ -24,11 +24,10 @@ from mixlab.data import (
     FileImageDataset,
     RepeatAugSampler,
     SeededBatchSampler,
-    build_dataset,
     dataset_info,
 )
 from mixlab.data import transforms as T
-from mixlab.engine import DistInfo, Runtime, StepOutput, TrainProgress
+from mixlab.engine import DistInfo, StepOutput, TrainProgress
 from mixlab.errors import ConfigError
 from mixlab.mimo import MultiInputMethod
 from mixlab.mixing import binary_prob_schedule, reweight, sample_mixing, weighted_head_loss
@@ -99,30 +98,21 @@ class MixViTMethod(MultiInputMethod):
     def build_network(self, num_classes: int) -> nn.Module:
         return build_network(self.config, num_classes)
 
-    # -- set-up -----------------------------------------------------------------------------------------------
-    def build(self, runtime: Runtime) -> None:
-        """The multi-input set-up of `mixlab.mimo`, with the sampler of ``repetition_mode`` and, for a file-backed
-        dataset, training images decoded by DataLoader workers instead of held on the device."""
-        cfg = self.config
-        self.runtime = runtime
-        options = dataset_options(cfg)
-        self.train_set = build_dataset(cfg.dataset, "train", self.data_root, download=self.download, **options)
-        self.test_set = build_dataset(cfg.dataset, "test", self.data_root, download=self.download, **options)
-        self.num_classes = self.train_set.num_classes
-        self.model = self.build_network(self.num_classes).to(runtime.device)
-        self.trainable = self.model
-        self.sampler = train_sampler(cfg, len(self.train_set), runtime.dist)
-        self.steps_per_epoch = len(self.sampler)  # the sampler refuses a batch larger than the data
-        self.optimizer, self.scheduler = self.configure_optimizers()
-        self.labels = self.train_set.targets.to(runtime.device)
-        self.mean = torch.tensor(self.train_set.mean, device=runtime.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(self.train_set.std, device=runtime.device).view(1, 3, 1, 1)
-        self.image_hw = self.train_set.image_size
-        self.grid = (self.image_hw[0] // self.model.stem_stride, self.image_hw[1] // self.model.stem_stride)
+    # -- set-up (hooks of `mixlab.mimo.MultiInputMethod.build`) ----------------------------------------------------
+    def dataset_options(self) -> dict[str, Any]:
+        return dataset_options(self.config)
+
+    def build_sampler(self, num_samples: int, dist: DistInfo) -> EpochBatchSampler:
+        return train_sampler(self.config, num_samples, dist)
+
+    def attach_training_images(self) -> None:
+        """In-memory images on the device, or, for a file-backed dataset, training images decoded by DataLoader
+        workers."""
         if isinstance(self.train_set, FileImageDataset):
             self.images, self.file_batches = None, self.file_loader(self.train_set)
         else:
-            self.images, self.file_batches = self.train_set.images.to(runtime.device), None
+            super().attach_training_images()
+            self.file_batches = None
 
     def file_loader(self, train_set: FileImageDataset) -> FileBatchLoader:
         """Workers decode each of a batch's B*M input images and apply RandomResizedCrop, flip and AutoAugment;

@@ -50,6 +50,7 @@ def evaluate_checkpoints(
     method: str,
     config_cls: type,
     build: NetworkBuilder = build_network,
+    dataset_options: Callable[[Any], dict[str, Any]] | None = None,
     data_root: Path | None,
     device: str,
     amp: str,
@@ -65,7 +66,8 @@ def evaluate_checkpoints(
     if len(datasets) != 1:
         raise CheckpointError(f"the checkpoints were trained on different datasets: {', '.join(sorted(datasets))}")
     config = configs[0]
-    test_set = build_dataset(config.dataset, "test", data_root)
+    options = dataset_options(config) if dataset_options is not None else {}  # e.g. MixViT's image_size
+    test_set = build_dataset(config.dataset, "test", data_root, **options)
 
     outputs = [predict(model, test_set, runtime, batch_size) for model, _ in networks]
     targets = outputs[0][1].cpu()

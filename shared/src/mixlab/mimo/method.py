@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixlab.data import BatchRepetitionSampler, ImageDataset, build_dataset
+from mixlab.data import BatchRepetitionSampler, EpochBatchSampler, ImageDataset, build_dataset
 from mixlab.data import transforms as T
-from mixlab.engine import Method, Runtime, TrainProgress, warmup_multistep
+from mixlab.engine import DistInfo, Method, Runtime, TrainProgress, warmup_multistep
 from mixlab.metrics import classification_metrics, ensemble_logits
 from mixlab.mimo.config import MultiInputConfig
 from mixlab.mixing.pairing import pair_inputs
@@ -87,29 +87,39 @@ class MultiInputMethod(Method):
 
     # -- set-up -----------------------------------------------------------------------------------------------
     def build(self, runtime: Runtime) -> None:
+        """Datasets, network, sampler, optimizer and the training images; the hooks below let a method change one
+        of them (MixViT: the sampler of ``repetition_mode`` and file-backed training images)."""
         cfg = self.config
         self.runtime = runtime
-        self.train_set = build_dataset(cfg.dataset, "train", self.data_root, download=self.download)
-        self.test_set = build_dataset(cfg.dataset, "test", self.data_root, download=self.download)
+        options = self.dataset_options()
+        self.train_set = build_dataset(cfg.dataset, "train", self.data_root, download=self.download, **options)
+        self.test_set = build_dataset(cfg.dataset, "test", self.data_root, download=self.download, **options)
         self.num_classes = self.train_set.num_classes
         self.model = self.build_network(self.num_classes).to(runtime.device)
         self.trainable = self.model
-        self.sampler = BatchRepetitionSampler(
-            len(self.train_set),
-            cfg.batch_size,
-            repetitions=cfg.batch_repetitions,
-            seed=cfg.seed,
-            rank=runtime.dist.rank,
-            world_size=runtime.dist.world_size,
-        )
+        self.sampler = self.build_sampler(len(self.train_set), runtime.dist)
         self.steps_per_epoch = len(self.sampler)  # the sampler refuses a batch larger than the data
         self.optimizer, self.scheduler = self.configure_optimizers()
-        # The whole training set lives on the device as uint8; batches are gathered by index, augmented in batch.
-        self.images = self.train_set.images.to(runtime.device)
         self.labels = self.train_set.targets.to(runtime.device)
         self.mean = torch.tensor(self.train_set.mean, device=runtime.device).view(1, 3, 1, 1)
         self.std = torch.tensor(self.train_set.std, device=runtime.device).view(1, 3, 1, 1)
-        self.grid = (self.images.shape[-2] // self.model.stem_stride, self.images.shape[-1] // self.model.stem_stride)
+        self.image_hw = tuple(self.train_set.image_size)
+        self.grid = (self.image_hw[0] // self.model.stem_stride, self.image_hw[1] // self.model.stem_stride)
+        self.attach_training_images()
+
+    def dataset_options(self) -> dict[str, Any]:
+        """Extra options of `build_dataset` for the train and test splits (none by default)."""
+        return {}
+
+    def build_sampler(self, num_samples: int, dist: DistInfo) -> EpochBatchSampler:
+        """MixMo's batch repetition: b copies of each index in a batch, b times the steps per epoch."""
+        cfg = self.config
+        return BatchRepetitionSampler(num_samples, cfg.batch_size, repetitions=cfg.batch_repetitions, seed=cfg.seed,
+                                      rank=dist.rank, world_size=dist.world_size)
+
+    def attach_training_images(self) -> None:
+        """The whole training set lives on the device as uint8; batches are gathered by index, augmented in batch."""
+        self.images = self.train_set.images.to(self.runtime.device)
 
     def configure_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         """The thesis's CNN recipe: SGD with Nesterov momentum and the per-step warm-up multistep schedule.
