@@ -50,15 +50,13 @@ class ToyMethod(Method):
 
 
 import pytest  # noqa: E402
+from mixlab.testing import torch_threads  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner OpenMP barriers stall."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

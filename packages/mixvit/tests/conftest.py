@@ -1,15 +1,12 @@
 import pytest
 import torch
-from mixlab.testing import cli_invoker
+from mixlab.testing import cli_invoker, torch_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner OpenMP barriers stall."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

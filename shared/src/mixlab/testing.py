@@ -3,7 +3,8 @@ writers of miniature datasets in their official on-disk formats (STL-10 binaries
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,18 @@ import typer
 from typer.testing import CliRunner, Result
 
 from mixlab.engine import load_checkpoint
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads (tiny test models gain nothing from more, and on a busy
+    2-core runner OpenMP barriers stall), then restore the previous setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def cli_invoker(app: typer.Typer) -> Callable[..., Result]:

@@ -55,8 +55,14 @@ class _Labels:
         labeled = self.targets[self.targets >= 0]
         return torch.bincount(labeled, minlength=self.num_classes)
 
+    def __repr__(self) -> str:  # the dataclasses below keep it (repr=False): never print the images
+        return (
+            f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, n={len(self)}, "
+            f"image_size={self.image_size}, num_classes={self.num_classes})"
+        )
 
-@dataclass
+
+@dataclass(repr=False)
 class ImageDataset(_Labels):
     """Images ``uint8 (N, 3, H, W)`` and targets ``int64 (N,)`` (``-1`` marks an unlabeled image).
 
@@ -96,11 +102,6 @@ class ImageDataset(_Labels):
         index = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         return replace(self, images=self.images[index], targets=self.targets[index])
 
-    def __repr__(self) -> str:
-        return (
-            f"ImageDataset(name={self.name!r}, split={self.split!r}, n={len(self)}, "
-            f"image_size={self.image_size}, num_classes={self.num_classes})"
-        )
 
 
 #: A file-backed dataset's per-image transform: an RGB ``PIL.Image`` -> ``uint8 (3, S, S)`` (see
@@ -108,7 +109,7 @@ class ImageDataset(_Labels):
 ImageTransform = Callable[[Any], torch.Tensor]
 
 
-@dataclass
+@dataclass(repr=False)
 class FileImageDataset(_Labels):
     """Images on disk, decoded on demand: ``files[i]`` opened with PIL, then ``transform`` -> ``uint8 (3, S, S)``.
 
@@ -170,11 +171,6 @@ class FileImageDataset(_Labels):
         index = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         return replace(self, files=[self.files[i] for i in index.tolist()], targets=self.targets[index])
 
-    def __repr__(self) -> str:
-        return (
-            f"FileImageDataset(name={self.name!r}, split={self.split!r}, n={len(self)}, "
-            f"image_size={self.image_size}, num_classes={self.num_classes})"
-        )
 
 
 class LazyImages:

@@ -26,6 +26,7 @@ Both are deterministic given ``(seed, epoch)``: the permutation is seeded by ``s
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,7 +41,7 @@ def _check_rank(rank: int, world_size: int) -> None:
         raise ConfigError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}.")
 
 
-class EpochBatchSampler:
+class EpochBatchSampler(ABC):
     """An epoch's index stream cut into batches of ``batch_size``, with the epoch/resume mechanics the training
     samplers share. Subclasses define :meth:`epoch_indices` (this rank's stream) and :attr:`stream_length`."""
 
@@ -64,13 +65,13 @@ class EpochBatchSampler:
         self._position = 0  # batches of the current epoch handed out (for state_dict)
 
     @property
+    @abstractmethod
     def stream_length(self) -> int:
         """Entries of this rank's epoch stream (before cutting into batches)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def epoch_indices(self, epoch: int | None = None) -> torch.Tensor:
         """This rank's index stream of an epoch, before cutting into batches."""
-        raise NotImplementedError
 
     def _permutation(self, epoch: int | None) -> torch.Tensor:
         """The epoch's permutation of the whole dataset, seeded by ``seed + epoch`` (the same on every rank)."""
