@@ -13,14 +13,35 @@ def _torchrun(args, tmp_path, timeout=600):
     env_opts = {"OMP_NUM_THREADS": "1"}
     import os
 
-    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env_opts})
+    return subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env_opts}
+    )
 
 
 @pytest.mark.slow
 def test_mixmo_trains_under_torchrun_with_two_gloo_processes(tmp_path):
     out = tmp_path / "ddp"
-    result = _torchrun(["-m", "mixmo", "train", "--epochs", "1", "--model", "smallcnn-1", "--batch-size", "64", "-b", "2",
-                        "--no-progress", "--device", "cpu", "--out", str(out)], tmp_path)
+    result = _torchrun(
+        [
+            "-m",
+            "mixmo",
+            "train",
+            "--epochs",
+            "1",
+            "--model",
+            "smallcnn-1",
+            "--batch-size",
+            "64",
+            "-b",
+            "2",
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["status"] == "completed"
@@ -83,8 +104,27 @@ def test_ddp_keeps_replicas_identical_and_gathers_evaluation(tmp_path):
 def test_realmix_ssl_loop_trains_under_torchrun_with_two_gloo_processes(tmp_path):
     """Interleaved MixMatch forwards + the extended pool + EMA under DDP; each rank draws its own slice of the streams."""
     out = tmp_path / "ssl"
-    result = _torchrun(["-m", "realmix", "train", "--steps", "4", "--eval-every", "2", "--batch-size", "8",
-                        "--set", "extend_copies=2", "--no-progress", "--device", "cpu", "--out", str(out)], tmp_path)
+    result = _torchrun(
+        [
+            "-m",
+            "realmix",
+            "train",
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            "--batch-size",
+            "8",
+            "--set",
+            "extend_copies=2",
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["status"] == "completed" and summary["steps"] == 4

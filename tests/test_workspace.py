@@ -17,7 +17,9 @@ def test_every_package_cli_answers(package):
     for args in (["--help"], ["train", "--help"], ["eval", "--help"], ["recipes", "--help"]):
         result = subprocess.run([sys.executable, "-m", package, *args], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
-    train_help = subprocess.run([sys.executable, "-m", package, "train", "--help"], capture_output=True, text=True).stdout
+    train_help = subprocess.run(
+        [sys.executable, "-m", package, "train", "--help"], capture_output=True, text=True
+    ).stdout
     for option in ("--dataset", "--data-root", "--batch-size", "--seed", "--device", "--amp", "--out", "--resume"):
         assert option in train_help, f"{package} train lacks {option}"
     assert "--epochs" in train_help or "--steps" in train_help

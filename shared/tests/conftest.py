@@ -19,7 +19,9 @@ class ToyMethod(Method):
         g = torch.Generator().manual_seed(123)
         self.x = torch.randn(self.n, 8, generator=g)
         self.y = (self.x[:, 0] + 0.5 * self.x[:, 1] > 0).long()
-        self.trainable = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2)).to(runtime.device)
+        self.trainable = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2)).to(
+            runtime.device
+        )
         self.optimizer = torch.optim.SGD(self.trainable.parameters(), lr=0.1, momentum=0.9)
         start, stop = runtime.shard(self.n)
         self.local = torch.arange(start, stop)

@@ -74,7 +74,8 @@ def test_full_imagenet_tree_selects_the_cmc_classes(tmp_path):
     write_tree(tmp_path / "subset")
     subset = build_dataset("imagenet100", "test", data_root=tmp_path / "subset", image_size=16)  # root = the tree
     assert [p.relative_to(tmp_path / "imagenet") for p in full.files] == [
-        p.relative_to(tmp_path / "subset") for p in subset.files]
+        p.relative_to(tmp_path / "subset") for p in subset.files
+    ]
     assert torch.equal(full.targets, subset.targets) and full.num_classes == 100
     assert not any(p.parent.name in DECOYS for p in full.files)
 

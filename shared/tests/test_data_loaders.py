@@ -28,6 +28,7 @@ def u8(*shape):
 
 # --- CIFAR-10 / CIFAR-100 (python pickles) ----------------------------------------------------------------------
 
+
 def write_cifar10(root: Path, per_batch=3):
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
@@ -93,9 +94,17 @@ def test_cifar_refuses_code_in_pickles_and_reports_malformed_files(tmp_path):
         build_dataset("cifar10", "test", data_root=tmp_path)
 
 
-@pytest.mark.parametrize("name,folder", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"),
-                                         ("svhn", "svhn"), ("stl10", "stl10_binary"),
-                                         ("tinyimagenet", "tiny-imagenet-200"), ("cifar100c", "CIFAR-100-C")])
+@pytest.mark.parametrize(
+    "name,folder",
+    [
+        ("cifar10", "cifar-10-batches-py"),
+        ("cifar100", "cifar-100-python"),
+        ("svhn", "svhn"),
+        ("stl10", "stl10_binary"),
+        ("tinyimagenet", "tiny-imagenet-200"),
+        ("cifar100c", "CIFAR-100-C"),
+    ],
+)
 def test_missing_dataset_names_the_path_and_download(tmp_path, monkeypatch, name, folder):
     def no_network(*args, **kwargs):
         raise AssertionError("a loader touched the network without download=True")
@@ -117,6 +126,7 @@ def test_incomplete_folder_is_reported(tmp_path):
 
 
 # --- SVHN (.mat) --------------------------------------------------------------------------------------------------
+
 
 def write_svhn(folder: Path, split: str, n=7):
     folder.mkdir(parents=True, exist_ok=True)
@@ -146,6 +156,7 @@ def test_svhn_in_the_data_root_itself_and_malformed(tmp_path):
 
 
 # --- STL-10 (column-major binary) ---------------------------------------------------------------------------------
+
 
 def write_stl_images(path: Path, images: np.ndarray):
     # the release stores each channel column-major: bytes of (N, 3, W, H)
@@ -256,6 +267,7 @@ def test_tinyimagenet_malformed(tmp_path):
 
 # --- CIFAR-100-C (.npy) -------------------------------------------------------------------------------------------
 
+
 def write_cifar100c(root: Path, per_severity=2, extra=("saturate",)):
     folder = root / "CIFAR-100-C"
     folder.mkdir(parents=True)
@@ -304,6 +316,7 @@ def test_cifar100c_per_block_iteration_and_errors(tmp_path):
 
 
 # --- --download (file:// URLs only: tests never touch the network) ------------------------------------------------
+
 
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
@@ -362,8 +375,11 @@ def test_download_unreachable_url_is_a_dataset_error(tmp_path, monkeypatch):
 def test_download_of_a_single_file_dataset(tmp_path, monkeypatch):
     x, _ = write_svhn(tmp_path / "server", "test", n=3)
     served = tmp_path / "server" / "test_32x32.mat"
-    monkeypatch.setitem(dl.SOURCES, "svhn", {"test": dl.Resource(served.as_uri(), "test_32x32.mat", md5(served),
-                                                                 "1 KB", extract=False, subdir="svhn")})
+    monkeypatch.setitem(
+        dl.SOURCES,
+        "svhn",
+        {"test": dl.Resource(served.as_uri(), "test_32x32.mat", md5(served), "1 KB", extract=False, subdir="svhn")},
+    )
     data = build_dataset("svhn", "test", data_root=tmp_path / "root", download=True)
     assert (tmp_path / "root" / "svhn" / "test_32x32.mat").is_file() and len(data) == 3
 

@@ -52,17 +52,35 @@ def reference_op(image: torch.Tensor, op: str, m: float, fill: int) -> torch.Ten
     if op == "Identity":
         return image
     if op == "ShearX":
-        return TF.affine(image, angle=0.0, translate=[0, 0], scale=1.0, shear=[math.degrees(math.atan(m)), 0.0],
-                         interpolation=NEAREST, fill=f, center=[0, 0])
+        return TF.affine(
+            image,
+            angle=0.0,
+            translate=[0, 0],
+            scale=1.0,
+            shear=[math.degrees(math.atan(m)), 0.0],
+            interpolation=NEAREST,
+            fill=f,
+            center=[0, 0],
+        )
     if op == "ShearY":
-        return TF.affine(image, angle=0.0, translate=[0, 0], scale=1.0, shear=[0.0, math.degrees(math.atan(m))],
-                         interpolation=NEAREST, fill=f, center=[0, 0])
+        return TF.affine(
+            image,
+            angle=0.0,
+            translate=[0, 0],
+            scale=1.0,
+            shear=[0.0, math.degrees(math.atan(m))],
+            interpolation=NEAREST,
+            fill=f,
+            center=[0, 0],
+        )
     if op == "TranslateX":
-        return TF.affine(image, angle=0.0, translate=[int(m), 0], scale=1.0, shear=[0.0, 0.0],
-                         interpolation=NEAREST, fill=f)
+        return TF.affine(
+            image, angle=0.0, translate=[int(m), 0], scale=1.0, shear=[0.0, 0.0], interpolation=NEAREST, fill=f
+        )
     if op == "TranslateY":
-        return TF.affine(image, angle=0.0, translate=[0, int(m)], scale=1.0, shear=[0.0, 0.0],
-                         interpolation=NEAREST, fill=f)
+        return TF.affine(
+            image, angle=0.0, translate=[0, int(m)], scale=1.0, shear=[0.0, 0.0], interpolation=NEAREST, fill=f
+        )
     if op == "Rotate":
         return TF.rotate(image, angle=m, interpolation=NEAREST, fill=f)
     if op == "Brightness":
@@ -98,7 +116,7 @@ def test_each_op_matches_torchvision(op):
     table = magnitude_table(31, x.shape[-2], x.shape[-1])
     levels = (0, 4, 13, 22, 30) if table[OPS.index(op)].any() else (0,)
     for level in levels:
-        for sign in ((1.0, -1.0) if op in SIGNED_OPS else (1.0,)):
+        for sign in (1.0, -1.0) if op in SIGNED_OPS else (1.0,):
             m = sign * float(table[OPS.index(op), level])
             out = _apply_op(x, op, m, fill=77)
             expected = torch.stack([reference_op(image, op, m, 77) for image in x])
@@ -156,8 +174,10 @@ def test_cuda_output_stays_on_device_and_matches_cpu_colour_ops():
     out = batched_randaugment(x.cuda(), generator=torch.Generator().manual_seed(0))
     assert out.is_cuda and out.dtype == torch.uint8 and out.shape == x.shape
     for op in ("Posterize", "Solarize", "AutoContrast", "Equalize", "Brightness"):
-        assert torch.equal(_apply_op(x.cuda(), op, 4.0 if op == "Posterize" else 0.4).cpu(),
-                           _apply_op(x, op, 4.0 if op == "Posterize" else 0.4))
+        assert torch.equal(
+            _apply_op(x.cuda(), op, 4.0 if op == "Posterize" else 0.4).cpu(),
+            _apply_op(x, op, 4.0 if op == "Posterize" else 0.4),
+        )
 
 
 def test_seeded_generator_reproducible_without_touching_global_rng():
@@ -208,7 +228,9 @@ def test_fill_covers_the_uncovered_pixels():
     out = _apply_op(x, "TranslateX", 5.0, fill=37)
     assert (out[..., :5] == 37).all() and torch.equal(out[..., 5:], x[..., :-5])
     out = _apply_op(x, "TranslateY", -3.0, fill=(1, 2, 3))
-    assert torch.equal(out[..., -3:, :], torch.tensor([1, 2, 3], dtype=torch.uint8).view(1, 3, 1, 1).expand(4, 3, 3, 24))
+    assert torch.equal(
+        out[..., -3:, :], torch.tensor([1, 2, 3], dtype=torch.uint8).view(1, 3, 1, 1).expand(4, 3, 3, 24)
+    )
     assert torch.equal(out[..., :-3, :], x[..., 3:, :])
 
 
@@ -255,8 +277,10 @@ def _benchmark() -> None:
 
     loop = seconds(lambda: randaugment(x, num_ops=2, magnitude=10, random_magnitude=True), 3)
     batched = seconds(lambda: batched_randaugment(x, num_ops=2, magnitude=10), 20)
-    print(f"448 images 32x32, {torch.get_num_threads()} threads: per-image loop {loop * 1e3:.1f} ms, "
-          f"batched {batched * 1e3:.1f} ms, speed-up {loop / batched:.1f}x")
+    print(
+        f"448 images 32x32, {torch.get_num_threads()} threads: per-image loop {loop * 1e3:.1f} ms, "
+        f"batched {batched * 1e3:.1f} ms, speed-up {loop / batched:.1f}x"
+    )
 
 
 if __name__ == "__main__":

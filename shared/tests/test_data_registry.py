@@ -13,8 +13,15 @@ CONTRACT_NAMES = ["digits", "cifar10", "cifar100", "svhn", "stl10", "tinyimagene
 
 def test_registered_names_and_infos():
     assert available_datasets() == CONTRACT_NAMES
-    expected = {"digits": (10, 32), "cifar10": (10, 32), "cifar100": (100, 32), "svhn": (10, 32),
-                "stl10": (10, 96), "tinyimagenet": (200, 64), "cifar100c": (100, 32)}
+    expected = {
+        "digits": (10, 32),
+        "cifar10": (10, 32),
+        "cifar100": (100, 32),
+        "svhn": (10, 32),
+        "stl10": (10, 96),
+        "tinyimagenet": (200, 64),
+        "cifar100c": (100, 32),
+    }
     for name, (classes, side) in expected.items():
         info = dataset_info(name)
         assert (info.name, info.num_classes, info.image_size) == (name, classes, side)
@@ -62,6 +69,7 @@ def test_image_dataset_validates_and_subsets():
 
 
 # --- digits -----------------------------------------------------------------------------------------------------
+
 
 def test_digits_shapes_splits_and_balance():
     train, test = build_dataset("digits", "train"), build_dataset("digits", "test", data_root="/nonexistent")

@@ -39,7 +39,8 @@ def test_each_index_about_b_times_over_the_ranks_with_constant_epoch_length(n, w
     expected = n // 256 * 256 // world
     assert all(s.stream_length == expected and len(s) == expected // bs for s in samplers)
     assert {RepeatAugSampler(n, bs, repetitions=k, world_size=world).num_batches for k in (1, 2, 3, 5)} == {
-        expected // bs}
+        expected // bs
+    }
     assert BatchRepetitionSampler(n, 12, repetitions=3).num_batches == n * 3 // 12  # x b steps there
 
 

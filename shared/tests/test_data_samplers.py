@@ -23,7 +23,7 @@ def test_each_batch_has_bs_over_b_indices_each_b_times_in_a_row(n, bs, b):
         assert len(batch) == bs
         counts = Counter(batch)
         assert len(counts) == bs // b and set(counts.values()) == {b}
-        assert all(batch[k * b: (k + 1) * b] == [batch[k * b]] * b for k in range(bs // b))  # b in a row
+        assert all(batch[k * b : (k + 1) * b] == [batch[k * b]] * b for k in range(bs // b))  # b in a row
     seen = Counter(i for batch in batches for i in batch)
     assert set(seen.values()) == {b}  # every used index appears exactly b times in the epoch...
     assert len(seen) == (n * b // bs) * bs // b  # ...and only the drop_last tail is missing
@@ -71,8 +71,10 @@ def test_resume_skips_exactly_the_consumed_batches():
     assert consumed + rest == full
     assert len(resumed) == len(full)  # the skip applied to one iteration only
     # the argument form does the same
-    assert list(BatchRepetitionSampler(90, 12, 3, seed=1, start_batch=4)) == list(
-        BatchRepetitionSampler(90, 12, 3, seed=1))[4:]
+    assert (
+        list(BatchRepetitionSampler(90, 12, 3, seed=1, start_batch=4))
+        == list(BatchRepetitionSampler(90, 12, 3, seed=1))[4:]
+    )
 
 
 def test_resume_after_a_complete_epoch_moves_to_the_next():

@@ -38,14 +38,17 @@ def test_fixmatch_style_unlabeled_includes_labeled():
     assert len(split.unlabeled) == 500 - 10
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(num_labeled=45), "evenly"),  # 45 labels over 10 classes
-    (dict(num_labeled=510), "fewer than"),  # 51 per class, classes have 50
-    (dict(num_labeled=500), "no unlabeled"),  # nothing left to be unlabeled
-    (dict(num_labeled=40, num_validation=15), "evenly"),
-    (dict(num_labeled=0), ">= 1"),
-    (dict(num_labeled=40, labeled_classes=[0, 0, 1]), "distinct"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(num_labeled=45), "evenly"),  # 45 labels over 10 classes
+        (dict(num_labeled=510), "fewer than"),  # 51 per class, classes have 50
+        (dict(num_labeled=500), "no unlabeled"),  # nothing left to be unlabeled
+        (dict(num_labeled=40, num_validation=15), "evenly"),
+        (dict(num_labeled=0), ">= 1"),
+        (dict(num_labeled=40, labeled_classes=[0, 0, 1]), "distinct"),
+    ],
+)
 def test_impossible_counts_raise_config_error(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         ssl_split(balanced_targets(), num_classes=10, seed=0, **kwargs)

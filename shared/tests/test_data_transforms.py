@@ -25,7 +25,7 @@ from torchvision.transforms.v2 import functional as TF
 def images(batch=8, side=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (batch, 3, side, side), generator=g, dtype=torch.uint8)
-    x[:, :, side // 4: 3 * side // 4, side // 4: 3 * side // 4] = 200  # structure for the geometric ops
+    x[:, :, side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] = 200  # structure for the geometric ops
     return x
 
 
@@ -42,12 +42,14 @@ def reference_crop(x, padding, size, fill, mode, seed):
             padded = F.pad(img, (padding,) * 4, mode="constant", value=fill)
         else:
             padded = F.pad(img, (padding,) * 4, mode="reflect" if mode == "reflect" else "replicate")
-        out.append(padded[0, :, oy[i]: oy[i] + size, ox[i]: ox[i] + size])
+        out.append(padded[0, :, oy[i] : oy[i] + size, ox[i] : ox[i] + size])
     return torch.stack(out).to(x.dtype), oy, ox
 
 
-@pytest.mark.parametrize("mode,fill,size", [("constant", 0, 32), ("constant", 7, 32), ("reflect", 0, 32),
-                                            ("edge", 0, 32), ("constant", 0, 28)])
+@pytest.mark.parametrize(
+    "mode,fill,size",
+    [("constant", 0, 32), ("constant", 7, 32), ("reflect", 0, 32), ("edge", 0, 32), ("constant", 0, 28)],
+)
 def test_random_crop_matches_per_sample_reference(mode, fill, size):
     x = images(16)
     out = random_crop(x, 4, size=size, fill=fill, padding_mode=mode, generator=torch.Generator().manual_seed(3))
@@ -160,14 +162,28 @@ REFERENCES = {  # the per-image torchvision.transforms.v2.functional call each b
     "posterize": lambda x, i: TF.posterize(x, int(A.posterize_bits(LEVELS)[i])),
     "solarize": lambda x, i: TF.solarize(x, float(A.solarize_threshold(LEVELS)[i])),
     "rotate": lambda x, i: TF.rotate(x, float(A.rotate_degrees(LEVELS, SIGNS)[i]), interpolation=BILINEAR),
-    "shear_x": lambda x, i: TF.affine(x, angle=0.0, translate=[0, 0], scale=1.0, shear=[shear_degrees(i), 0.0],
-                                      interpolation=BILINEAR, center=[0, 0]),
-    "shear_y": lambda x, i: TF.affine(x, angle=0.0, translate=[0, 0], scale=1.0, shear=[0.0, shear_degrees(i)],
-                                      interpolation=BILINEAR, center=[0, 0]),
-    "translate_x": lambda x, i: TF.affine(x, angle=0.0, translate=[-int(A.translate_pixels(LEVELS, SIGNS, 32)[i]), 0],
-                                          scale=1.0, shear=[0.0, 0.0], interpolation=BILINEAR),
-    "translate_y": lambda x, i: TF.affine(x, angle=0.0, translate=[0, -int(A.translate_pixels(LEVELS, SIGNS, 32)[i])],
-                                          scale=1.0, shear=[0.0, 0.0], interpolation=BILINEAR),
+    "shear_x": lambda x, i: TF.affine(
+        x, angle=0.0, translate=[0, 0], scale=1.0, shear=[shear_degrees(i), 0.0], interpolation=BILINEAR, center=[0, 0]
+    ),
+    "shear_y": lambda x, i: TF.affine(
+        x, angle=0.0, translate=[0, 0], scale=1.0, shear=[0.0, shear_degrees(i)], interpolation=BILINEAR, center=[0, 0]
+    ),
+    "translate_x": lambda x, i: TF.affine(
+        x,
+        angle=0.0,
+        translate=[-int(A.translate_pixels(LEVELS, SIGNS, 32)[i]), 0],
+        scale=1.0,
+        shear=[0.0, 0.0],
+        interpolation=BILINEAR,
+    ),
+    "translate_y": lambda x, i: TF.affine(
+        x,
+        angle=0.0,
+        translate=[0, -int(A.translate_pixels(LEVELS, SIGNS, 32)[i])],
+        scale=1.0,
+        shear=[0.0, 0.0],
+        interpolation=BILINEAR,
+    ),
 }
 
 
@@ -238,6 +254,7 @@ def test_augmix_determinism_and_rng_isolation():
 
 
 # --- BatchTransform ---------------------------------------------------------------------------------------------
+
 
 def test_build_batch_transform_composes_in_order():
     x = images(8)

@@ -8,8 +8,15 @@ from mixlab.errors import ConfigError, RunDirError
 
 def _fit(ToyMethod, tmp_path, name, **kw):
     method_kw = {k: kw.pop(k) for k in list(kw) if k in ("nan_at_step",)}
-    options = RunOptions(package="toy", dataset="toy", epochs=kw.pop("epochs", 3), device="cpu", progress=False,
-                         out=tmp_path / name, **kw)
+    options = RunOptions(
+        package="toy",
+        dataset="toy",
+        epochs=kw.pop("epochs", 3),
+        device="cpu",
+        progress=False,
+        out=tmp_path / name,
+        **kw,
+    )
     method = ToyMethod(**method_kw)
     return Trainer(method, options).fit(), method
 
@@ -33,8 +40,9 @@ def test_resume_after_interruption_equals_uninterrupted_run(toy_method, tmp_path
     stopped, _ = _fit(toy_method, tmp_path, "split", epochs=3, stop_after_steps=8)
     assert stopped["status"] == "stopped"
     assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["step"] == 8
-    options = RunOptions(package="toy", dataset="toy", epochs=3, device="cpu", progress=False,
-                         resume=tmp_path / "split")
+    options = RunOptions(
+        package="toy", dataset="toy", epochs=3, device="cpu", progress=False, resume=tmp_path / "split"
+    )
     resumed = toy_method()
     summary = Trainer(resumed, options).fit()
     assert summary["status"] == "completed"

@@ -17,10 +17,14 @@ def _logits_with_confidence(conf: float, n: int, K: int = 2) -> torch.Tensor:
 
 
 def test_topk_accuracy_golden():
-    logits = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0],
-                           [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
-                           [1.0, 9.0, 2.0, 3.0, 4.0, 5.0],
-                           [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    logits = torch.tensor(
+        [
+            [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],
+            [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+            [1.0, 9.0, 2.0, 3.0, 4.0, 5.0],
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        ]
+    )
     targets = torch.tensor([0, 0, 5, 3])
     acc = topk_accuracy(logits, targets, ks=(1, 2, 5))
     assert acc == {"top1": 25.0, "top2": 50.0, "top5": 75.0}

@@ -63,6 +63,7 @@ def test_log_space_draws_follow_the_beta_law_below_the_threshold():
 @pytest.mark.parametrize("alpha", [1.0, 2.0, _rng.LOG_SPACE_BELOW])
 def test_the_stream_is_the_plain_torch_gamma_one_at_and_above_the_threshold(alpha):
     """For alpha >= LOG_SPACE_BELOW every sampler gives bit for bit what G0 / (G0 + G1) of torch's Gamma gave."""
+
     def plain(shape, generator):
         gammas = torch._standard_gamma(torch.full(shape, alpha, dtype=torch.float64), generator=generator)
         return gammas / gammas.sum(-1, keepdim=True)

@@ -24,8 +24,9 @@ def _is_rectangle(mask: torch.Tensor) -> bool:
 @pytest.mark.parametrize("block", BINARY_KINDS + ("linear",))
 def test_masks_are_a_partition_of_unity_and_kappa_is_their_mean(block, M):
     for prob, level in ((1.0, "batch"), (0.0, "batch"), (0.5, "sample")):
-        plan = sample_mixing(32, M, 8, 8, alpha=2.0, binary_prob=prob, block=block,
-                             binary_choice_level=level, generator=_gen(1))
+        plan = sample_mixing(
+            32, M, 8, 8, alpha=2.0, binary_prob=prob, block=block, binary_choice_level=level, generator=_gen(1)
+        )
         assert plan.masks.shape[:3] == (32, M, 1) and plan.kappa.shape == (32, M)
         assert torch.allclose(plan.masks.sum(1), torch.ones(1), atol=1e-6)
         assert bool((plan.masks >= 0).all())
@@ -59,8 +60,9 @@ def test_m2_cut_masks_are_complementary_rectangles_and_role_swap_flips_them():
 
 
 def test_role_swap_rate_is_one_half_per_batch_and_per_sample():
-    batch_level = [int(sample_mixing(4, 2, 8, 8, alpha=2.0, binary_prob=1.0, generator=_gen(s)).box_owner[0])
-                   for s in range(400)]
+    batch_level = [
+        int(sample_mixing(4, 2, 8, 8, alpha=2.0, binary_prob=1.0, generator=_gen(s)).box_owner[0]) for s in range(400)
+    ]
     assert abs(sum(batch_level) / 400 - 0.5) < 0.1
     plan = sample_mixing(2000, 2, 8, 8, alpha=2.0, binary_prob=1.0, role_swap_level="sample", generator=_gen(0))
     assert abs(plan.box_owner.float().mean().item() - 0.5) < 0.05
@@ -69,8 +71,7 @@ def test_role_swap_rate_is_one_half_per_batch_and_per_sample():
 def test_binary_choice_per_batch_and_per_sample():
     binary = [sample_mixing(8, 2, 8, 8, alpha=2.0, binary_prob=0.3, generator=_gen(s)).binary for s in range(300)]
     assert abs(sum(binary) / 300 - 0.3) < 0.08
-    plan = sample_mixing(1000, 2, 8, 8, alpha=2.0, binary_prob=0.3, binary_choice_level="sample",
-                         generator=_gen(1))
+    plan = sample_mixing(1000, 2, 8, 8, alpha=2.0, binary_prob=0.3, binary_choice_level="sample", generator=_gen(1))
     chosen = plan.binary_samples
     assert abs(chosen.float().mean().item() - 0.3) < 0.05 and not plan.binary
     linear = plan.masks[~chosen]
@@ -167,14 +168,20 @@ def test_plans_are_reproducible_and_bad_options_are_refused():
     a = sample_mixing(8, 2, 8, 8, alpha=2.0, binary_prob=0.5, binary_choice_level="sample", generator=_gen(9))
     b = sample_mixing(8, 2, 8, 8, alpha=2.0, binary_prob=0.5, binary_choice_level="sample", generator=_gen(9))
     assert torch.equal(a.masks, b.masks) and torch.equal(a.kappa, b.kappa)
-    small = sample_mixing(64, 2, 16, 16, alpha=2.0, binary_prob=1.0, block="patchup2d", block_size=3,
-                          generator=_gen(10))
+    small = sample_mixing(
+        64, 2, 16, 16, alpha=2.0, binary_prob=1.0, block="patchup2d", block_size=3, generator=_gen(10)
+    )
     large = sample_mixing(64, 2, 16, 16, alpha=2.0, binary_prob=1.0, block="patchup2d", generator=_gen(10))
     assert small.binary and not torch.equal(small.masks, large.masks)  # the option reaches the mask
     single = sample_mixing(4, 1, 8, 8, alpha=2.0, binary_prob=1.0)
     assert torch.equal(single.kappa, torch.ones(4, 1)) and not single.binary
-    for bad in ({"block": "stars"}, {"binary_prob": 1.5}, {"role_swap_level": "epoch"},
-                {"binary_choice_level": "pixel"}, {"box": "outside"}):
+    for bad in (
+        {"block": "stars"},
+        {"binary_prob": 1.5},
+        {"role_swap_level": "epoch"},
+        {"binary_choice_level": "pixel"},
+        {"box": "outside"},
+    ):
         kwargs = {"alpha": 2.0, "binary_prob": 1.0, **bad}
         with pytest.raises(ConfigError):
             sample_mixing(4, 2, 8, 8, **kwargs)

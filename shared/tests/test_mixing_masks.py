@@ -69,8 +69,9 @@ def test_clipped_area_is_biased_low_and_inside_area_is_exact():
     assert clipped.mean().item() <= kappa.mean().item()
     grid = torch.linspace(0, 1, 201)
     mask, inside = cutmix_box_mask(grid, W, W, box="inside", generator=_gen(7))
-    expected = torch.tensor([(2 * (int(W * math.sqrt(k)) // 2)) ** 2 / W**2 for k in grid.double().tolist()],
-                            dtype=torch.float64)
+    expected = torch.tensor(
+        [(2 * (int(W * math.sqrt(k)) // 2)) ** 2 / W**2 for k in grid.double().tolist()], dtype=torch.float64
+    )
     assert torch.allclose(inside.double(), expected, atol=1e-7)
     assert bool(((inside - grid).abs() <= 4 / W + 4 / W**2).all())
     assert all(_is_rectangle(m) for m in mask[:, 0])
@@ -114,7 +115,7 @@ def test_patchup_mask_is_a_union_of_blocks_with_the_recalibrated_rate():
     opened = F.max_pool2d(eroded, block, stride=1, padding=pad)
     assert torch.equal(opened, mask)
     gamma = 0.5 * S**2 / (block**2 * (S - block + 1) ** 2)
-    interior = mask[:, 0, pad:S - pad, pad:S - pad].mean().item()
+    interior = mask[:, 0, pad : S - pad, pad : S - pad].mean().item()
     assert interior == pytest.approx(1 - (1 - gamma) ** (block**2), abs=0.02)
     zero, _ = binary_mask("patchup2d", torch.zeros(4), S, S, generator=_gen(12))
     assert zero.sum() == 0

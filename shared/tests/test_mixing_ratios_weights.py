@@ -63,8 +63,12 @@ def test_general_M_weights_sum_to_M_permute_with_kappa_and_grow_with_kappa():
         assert torch.allclose(reweight(kappa[:, perm], 3.0), w[:, perm], atol=1e-6)
     # Monotone: moving mass from the others to input 0 raises its weight.
     base = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
-    grown = torch.stack([torch.cat([base[:1] + d, base[1:] * (1 - (base[0] + d)) / base[1:].sum()])
-                         for d in torch.linspace(0, 0.7, 15, dtype=torch.float64)])
+    grown = torch.stack(
+        [
+            torch.cat([base[:1] + d, base[1:] * (1 - (base[0] + d)) / base[1:].sum()])
+            for d in torch.linspace(0, 0.7, 15, dtype=torch.float64)
+        ]
+    )
     w0 = reweight(grown, 3.0)[:, 0]
     assert bool((w0[1:] > w0[:-1]).all())
 

@@ -79,7 +79,9 @@ def test_class_attention_head_reads_patches_but_only_updates_the_class_token():
     tokens = torch.randn(2, 16, 32)
     shuffled = tokens[:, torch.randperm(16)]  # CA has no positions: the class feature ignores token order
     assert torch.allclose(model.forward_head(tokens), model.forward_head(shuffled), atol=1e-5)
-    assert not torch.allclose(model.forward_head(tokens), model.forward_head(tokens + torch.randn(2, 16, 32)), atol=1e-3)
+    assert not torch.allclose(
+        model.forward_head(tokens), model.forward_head(tokens + torch.randn(2, 16, 32)), atol=1e-3
+    )
 
 
 def test_sa_head_blocks_and_cait_build_and_run():

@@ -35,12 +35,14 @@ def test_registry_name_parses_and_options_pass_through():
     assert [s[0].conv1.out_channels for s in (model.layer1, model.layer2, model.layer3)] == [32, 64, 128]
     assert isinstance(_meta("wrn28-2"), WideResNet)  # the MixMo family keeps its name
     custom = _meta("wrnmm16-1", 3, bn_momentum=0.01, bn_eps=1e-5, leaky_slope=0.2)
-    assert all(
-        (m.momentum, m.eps) == (0.01, 1e-5) for m in custom.modules() if isinstance(m, nn.BatchNorm2d)
-    )
+    assert all((m.momentum, m.eps) == (0.01, 1e-5) for m in custom.modules() if isinstance(m, nn.BatchNorm2d))
     assert custom.leaky_slope == 0.2 and custom.layer1[0].leaky_slope == 0.2
-    for bad, kwargs in (("wrnmm27-2", {}), ("wrnmm28-0", {}), ("wrnmm28-2", {"dropout": 0.3}),
-                        ("wrnmm28-2", {"bn_momentum": 1.5})):
+    for bad, kwargs in (
+        ("wrnmm27-2", {}),
+        ("wrnmm28-0", {}),
+        ("wrnmm28-2", {"dropout": 0.3}),
+        ("wrnmm28-2", {"bn_momentum": 1.5}),
+    ):
         with pytest.raises(ConfigError):
             _meta(bad, 10, **kwargs)
 
@@ -96,8 +98,17 @@ def test_tf_same_padding_alignment():
     assert padded[0, 0, :, 0].sum() == 8 and padded[0, 0, :, -1].sum() == 0
     odd = tf_same_pad(torch.ones(1, 1, 7, 7), 3, 2)
     assert odd.shape == (1, 1, 9, 9) and odd[0, 0, 0].sum() == 0 and odd[0, 0, -1].sum() == 0
-    block = MixMatchBlock(4, 8, 2, activate_before_residual=False, bn_momentum=0.001, bn_eps=1e-3,
-                          conv_bias=True, leaky_slope=0.1, tf_same_padding=True)
+    block = MixMatchBlock(
+        4,
+        8,
+        2,
+        activate_before_residual=False,
+        bn_momentum=0.001,
+        bn_eps=1e-3,
+        conv_bias=True,
+        leaky_slope=0.1,
+        tf_same_padding=True,
+    )
     assert block(torch.randn(2, 4, 9, 9)).shape == (2, 8, 5, 5)  # ceil(9 / 2), like TF "SAME"
     sym = _meta("wrnmm10-1", 10, tf_same_padding=False)
     assert sym.layer2[0].conv1.padding == (1, 1) and _meta("wrnmm10-1").layer2[0].conv1.padding == (0, 0)

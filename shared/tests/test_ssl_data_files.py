@@ -37,15 +37,22 @@ def _stl_labels(counts):
 
 # --- STL-10 -------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def stl10_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("stl10")
     train_y, test_y = _stl_labels([4] * 10), _stl_labels([2] * 10)
-    files = {"train": (_images(40, 96), train_y), "test": (_images(20, 96), test_y), "unlabeled": (_images(7, 96), None)}
+    files = {
+        "train": (_images(40, 96), train_y),
+        "test": (_images(20, 96), test_y),
+        "unlabeled": (_images(7, 96), None),
+    }
     for split, (images, labels) in files.items():
         write_stl10(root, split, images, labels)
-    return root, {split: (torch.from_numpy(x), None if y is None else torch.from_numpy(y.astype(np.int64) - 1))
-                  for split, (x, y) in files.items()}
+    return root, {
+        split: (torch.from_numpy(x), None if y is None else torch.from_numpy(y.astype(np.int64) - 1))
+        for split, (x, y) in files.items()
+    }
 
 
 STL10 = SSLConfig(dataset="stl10", num_labeled=20)
@@ -138,12 +145,14 @@ TRAIN_COUNTS = [4, 2, 2, 4, 2, 2, 4, 2, 2, 4]  # 28 images; 14 labels take exact
 @pytest.fixture(scope="module")
 def svhn_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("svhn")
-    files = {"train": (_images(28, 32), _labels(TRAIN_COUNTS)), "test": (_images(10, 32), _labels([1] * 10)),
-             "extra": (_images(9, 32), _labels([1] * 9 + [0]))}
+    files = {
+        "train": (_images(28, 32), _labels(TRAIN_COUNTS)),
+        "test": (_images(10, 32), _labels([1] * 10)),
+        "extra": (_images(9, 32), _labels([1] * 9 + [0])),
+    }
     for split, (images, labels) in files.items():
         write_svhn(root, split, images, labels)
-    return root, {split: (torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))
-                  for split, (x, y) in files.items()}
+    return root, {split: (torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))) for split, (x, y) in files.items()}
 
 
 def test_svhn_labels_ten_are_the_digit_zero(svhn_root):

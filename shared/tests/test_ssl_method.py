@@ -10,8 +10,18 @@ from mixlab.engine import DistInfo, Precision, RunOptions, Runtime, Trainer, Tra
 from mixlab.errors import ConfigError
 from mixlab.ssl import InfiniteIndexStream, SSLConfig, SSLMethod, build_ssl_data, with_variant
 
-TINY = SSLConfig(dataset="digits", model="wrnmm10-1", num_labeled=50, batch_size=8, total_steps=4, eval_every=2,
-                 report_last=2, rampup_steps=4, crop_padding=2, hflip=False)
+TINY = SSLConfig(
+    dataset="digits",
+    model="wrnmm10-1",
+    num_labeled=50,
+    batch_size=8,
+    total_steps=4,
+    eval_every=2,
+    report_last=2,
+    rampup_steps=4,
+    crop_padding=2,
+    hflip=False,
+)
 
 
 def built(config: SSLConfig) -> SSLMethod:
@@ -42,7 +52,13 @@ def test_index_stream_is_a_function_of_the_step_and_ranks_split_the_global_batch
 def test_with_variant_keeps_data_and_budget_and_takes_the_algorithms_hyperparameters():
     base = dataclasses.replace(TINY, lambda_u=250.0, num_labeled=60, total_steps=1000, eval_every=100)
     fix = with_variant(base, "fixmatch")
-    assert (fix.optimizer, fix.lr, fix.unlabeled_ratio, fix.threshold, fix.lr_schedule) == ("sgd", 0.03, 7, 0.95, "cosine")
+    assert (fix.optimizer, fix.lr, fix.unlabeled_ratio, fix.threshold, fix.lr_schedule) == (
+        "sgd",
+        0.03,
+        7,
+        0.95,
+        "cosine",
+    )
     assert (fix.num_labeled, fix.total_steps, fix.dataset, fix.model) == (60, 1000, "digits", "wrnmm10-1")
     assert fix.lambda_u == 1.0 and fix.unlabeled_includes_labeled
     mt = with_variant(base, "mean-teacher")
@@ -54,8 +70,12 @@ def test_with_variant_keeps_data_and_budget_and_takes_the_algorithms_hyperparame
 
 @pytest.mark.parametrize(
     "change, message",
-    [(dict(variant="vat"), "variant"), (dict(total_steps=10, eval_every=4), "multiple of eval_every"),
-     (dict(temperature=0.0), "temperature"), (dict(mismatch=120.0), "percentage")],
+    [
+        (dict(variant="vat"), "variant"),
+        (dict(total_steps=10, eval_every=4), "multiple of eval_every"),
+        (dict(temperature=0.0), "temperature"),
+        (dict(mismatch=120.0), "percentage"),
+    ],
 )
 def test_config_refuses_impossible_values(change, message):
     with pytest.raises(ConfigError, match=message):
@@ -69,8 +89,9 @@ def test_split_is_class_balanced_disjoint_and_auditable():
     assert torch.bincount(data.labeled.targets, minlength=10).tolist() == [5] * 10
     record = data.split_dict()
     assert record["num_unlabeled_total"] == 1387 and record["eval_classes"] is None and record["num_eval"] == 360
-    mismatch = build_ssl_data(dataclasses.replace(TINY, num_labeled=60, labeled_classes=(2, 3, 4, 5, 6, 7),
-                                                  mismatch=50.0))
+    mismatch = build_ssl_data(
+        dataclasses.replace(TINY, num_labeled=60, labeled_classes=(2, 3, 4, 5, 6, 7), mismatch=50.0)
+    )
     assert sorted(set(mismatch.labeled.targets.tolist())) == [2, 3, 4, 5, 6, 7]
     ood = ~torch.isin(mismatch.unlabeled_targets, torch.tensor([2, 3, 4, 5, 6, 7]))
     assert sorted(set(mismatch.unlabeled_targets.tolist())) == [0, 1, 6, 7]
@@ -109,8 +130,9 @@ def _bn_updates(method: SSLMethod) -> int:
     return int(bn.num_batches_tracked)
 
 
-@pytest.mark.parametrize("bn_mode, guess_updates_bn, expected", [("interleave", False, 1), ("concat", False, 1),
-                                                                  ("interleave", True, 3)])
+@pytest.mark.parametrize(
+    "bn_mode, guess_updates_bn, expected", [("interleave", False, 1), ("concat", False, 1), ("interleave", True, 3)]
+)
 def test_mixmatch_step_updates_batchnorm_only_from_the_first_training_pass(bn_mode, guess_updates_bn, expected):
     cfg = dataclasses.replace(TINY, bn_mode=bn_mode, guess_updates_bn=guess_updates_bn)
     method = built(cfg)
@@ -137,8 +159,11 @@ def test_base_algorithms_take_a_finite_step_with_their_logs(variant):
     method = built(dataclasses.replace(cfg, unlabeled_ratio=2 if variant == "fixmatch" else 1))
     out = method.train_step(3, progress(3, method.config))
     assert torch.isfinite(out.loss)
-    expected_logs = {"supervised": {"loss_x"}, "mean-teacher": {"loss_x", "loss_u", "w_u"},
-                     "fixmatch": {"loss_x", "loss_u", "mask"}}[variant]
+    expected_logs = {
+        "supervised": {"loss_x"},
+        "mean-teacher": {"loss_x", "loss_u", "w_u"},
+        "fixmatch": {"loss_x", "loss_u", "mask"},
+    }[variant]
     assert set(out.logs) == expected_logs
     if variant == "mean-teacher":
         assert float(out.logs["w_u"]) == pytest.approx(50.0 * 3 / 40)  # linear over 40% of 100 steps
@@ -146,8 +171,12 @@ def test_base_algorithms_take_a_finite_step_with_their_logs(variant):
 
 def test_the_engine_runs_an_ssl_method_and_reports_the_median_of_the_last_evaluations(tmp_path):
     cfg = dataclasses.replace(TINY, total_steps=4, eval_every=2, report_last=2)
-    summary = Trainer(SSLMethod(cfg), RunOptions(package="ssl", dataset="digits", epochs=cfg.epochs, device="cpu",
-                                                 progress=False, out=tmp_path / "run")).fit()
+    summary = Trainer(
+        SSLMethod(cfg),
+        RunOptions(
+            package="ssl", dataset="digits", epochs=cfg.epochs, device="cpu", progress=False, out=tmp_path / "run"
+        ),
+    ).fit()
     assert summary["status"] == "completed" and summary["steps"] == 4
     final = summary["final"]
     assert final["error"] == pytest.approx(100 - final["top1"])

@@ -30,8 +30,26 @@ def test_train_and_eval_on_cifar100_with_cifar100c_robustness(run_cli, tmp_path)
     data = tmp_path / "data"
     _write_cifar100(data)
     out = tmp_path / "run"
-    result = run_cli("train", "--dataset", "cifar100", "--data-root", data, "--epochs", "1", "--model", "smallcnn-1",
-                     "--batch-size", "64", "-b", "2", "--no-progress", "--device", "cpu", "--out", out)
+    result = run_cli(
+        "train",
+        "--dataset",
+        "cifar100",
+        "--data-root",
+        data,
+        "--epochs",
+        "1",
+        "--model",
+        "smallcnn-1",
+        "--batch-size",
+        "64",
+        "-b",
+        "2",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 128 * 2 // 64 and summary["dataset"] == "cifar100"
@@ -40,8 +58,9 @@ def test_train_and_eval_on_cifar100_with_cifar100c_robustness(run_cli, tmp_path)
     no_c = run_cli("eval", "-c", out / "checkpoints" / "last.pt", "--data-root", data, "--device", "cpu")
     assert no_c.exit_code == 0 and "CIFAR-100-C not evaluated" in no_c.output
     _write_cifar100c(data)
-    result = run_cli("eval", "-c", out / "checkpoints" / "last.pt", "--data-root", data, "--device", "cpu",
-                     "--json", report)
+    result = run_cli(
+        "eval", "-c", out / "checkpoints" / "last.pt", "--data-root", data, "--device", "cpu", "--json", report
+    )
     assert result.exit_code == 0, result.output
     robustness = json.loads(report.read_text())["cifar100c"]
     assert robustness["images"] == 15 * 5 * 2

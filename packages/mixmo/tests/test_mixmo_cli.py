@@ -14,8 +14,24 @@ def trained(tmp_path_factory):
     from typer.testing import CliRunner
 
     out = tmp_path_factory.mktemp("runs") / "cut"
-    args = ["train", "--recipe", "digits-wrn16-1-cut-mixmo-b2", "--epochs", "2", "--out", str(out),
-            "--model", "smallcnn-1", "--batch-size", "128", "-b", "2", "--no-progress", "--device", "cpu"]
+    args = [
+        "train",
+        "--recipe",
+        "digits-wrn16-1-cut-mixmo-b2",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--model",
+        "smallcnn-1",
+        "--batch-size",
+        "128",
+        "-b",
+        "2",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out, result.output
@@ -72,15 +88,18 @@ def test_resume_continues_exactly(run_cli, fast_options, tmp_path):
     assert_resume_is_exact(run_cli, ["train", "--epochs", "2", *fast_options], tmp_path, stop_after=15)
 
 
-
-
 def test_unknown_dataset(run_cli, fast_options, tmp_path):
-    assert "unknown dataset" in one_line_error(run_cli("train", "--dataset", "imagenet42", *fast_options, "--out", tmp_path / "x"))
+    assert "unknown dataset" in one_line_error(
+        run_cli("train", "--dataset", "imagenet42", *fast_options, "--out", tmp_path / "x")
+    )
 
 
 def test_missing_dataset_directory_names_the_path_and_download(run_cli, fast_options, tmp_path):
-    line = one_line_error(run_cli("train", "--dataset", "cifar100", "--data-root", tmp_path / "empty", *fast_options,
-                          "--out", tmp_path / "x"))
+    line = one_line_error(
+        run_cli(
+            "train", "--dataset", "cifar100", "--data-root", tmp_path / "empty", *fast_options, "--out", tmp_path / "x"
+        )
+    )
     assert str(tmp_path / "empty") in line and "--download" in line
     assert not (tmp_path / "x" / "summary.json").exists()
 

@@ -18,14 +18,18 @@ def test_balanced_ratio_gives_the_plain_sum_of_head_losses(r):
     logits, labels, targets = _case()
     kappa = torch.full((6, 2), 0.5)
     expected = F.cross_entropy(logits[:, 0], labels[:, 0]) + F.cross_entropy(logits[:, 1], labels[:, 1])
-    assert mixmo_loss(logits, targets, kappa, weight_root=r, head_mode="per_member") == pytest.approx(float(expected), rel=1e-5)
+    assert mixmo_loss(logits, targets, kappa, weight_root=r, head_mode="per_member") == pytest.approx(
+        float(expected), rel=1e-5
+    )
 
 
 def test_kappa_one_with_r1_only_trains_head_zero_with_weight_two():
     logits, labels, targets = _case()
     kappa = torch.tensor([[1.0, 0.0]]).repeat(6, 1)
     expected = 2 * F.cross_entropy(logits[:, 0], labels[:, 0])
-    assert mixmo_loss(logits, targets, kappa, weight_root=1.0, head_mode="per_member") == pytest.approx(float(expected), rel=1e-5)
+    assert mixmo_loss(logits, targets, kappa, weight_root=1.0, head_mode="per_member") == pytest.approx(
+        float(expected), rel=1e-5
+    )
 
 
 def test_reweighting_golden_value_r3():
@@ -34,7 +38,9 @@ def test_reweighting_golden_value_r3():
     kappa = torch.tensor([[0.2, 0.8]])
     ce = [float(F.cross_entropy(logits[:, i], labels[:, i])) for i in range(2)]
     expected = 0.77298 * ce[0] + 1.22702 * ce[1]
-    assert float(mixmo_loss(logits, targets, kappa, weight_root=3.0, head_mode="per_member")) == pytest.approx(expected, rel=1e-4)
+    assert float(mixmo_loss(logits, targets, kappa, weight_root=3.0, head_mode="per_member")) == pytest.approx(
+        expected, rel=1e-4
+    )
 
 
 def test_predominant_first_assigns_head_zero_to_the_larger_ratio():

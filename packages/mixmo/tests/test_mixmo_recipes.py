@@ -14,7 +14,14 @@ def test_every_recipe_is_valid_and_unique():
 
 def test_main_cifar_recipe_matches_the_paper():
     c = get_recipe(DEFAULT_RECIPE["cifar100"]).config
-    assert (c.model, c.num_members, c.alpha, c.weight_root, c.binary_prob, c.batch_repetitions) == ("wrn28-10", 2, 2.0, 3.0, 0.5, 4)
+    assert (c.model, c.num_members, c.alpha, c.weight_root, c.binary_prob, c.batch_repetitions) == (
+        "wrn28-10",
+        2,
+        2.0,
+        3.0,
+        0.5,
+        4,
+    )
     assert c.lr == pytest.approx(0.0125) and c.batch_size == 64 and c.epochs == 300
     assert c.milestones == (100, 200, 225) and c.nesterov and c.momentum == 0.9
     assert c.optimizer_weight_decay == pytest.approx(6e-4)  # the official 3e-4 L2 loss term

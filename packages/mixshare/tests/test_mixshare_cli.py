@@ -15,8 +15,22 @@ def trained(tmp_path_factory):
     from typer.testing import CliRunner
 
     out = tmp_path_factory.mktemp("runs") / "partial"
-    args = ["train", "--recipe", "digits-wrn16-1-mixshare-partial", "--epochs", "1", "--out", str(out),
-            "--model", "smallcnn-1", "--batch-size", "256", "--no-progress", "--device", "cpu"]
+    args = [
+        "train",
+        "--recipe",
+        "digits-wrn16-1-mixshare-partial",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--model",
+        "smallcnn-1",
+        "--batch-size",
+        "256",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out, result.output
@@ -29,7 +43,11 @@ def test_train_writes_a_complete_run_directory(trained):
     assert summary["status"] == "completed" and summary["epochs_completed"] == 1
     config = json.loads((out / "config.json").read_text())["config"]
     assert (config["unmix"], config["unmix_fraction"], config["encoder_init"], config["model"]) == (
-        "partial", 0.25, "identical", "smallcnn-1")
+        "partial",
+        0.25,
+        "identical",
+        "smallcnn-1",
+    )
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"top1", "top1_individual", "share_rate", "nll", "ece", "head_top1"} <= set(record)
     assert 0.0 <= record["share_rate"] <= 100.0
@@ -76,17 +94,28 @@ def test_recipes_lists_table_3_6(run_cli):
 
 def test_resume_continues_exactly(run_cli, fast_options, tmp_path):
     """Fadeout with a per-step schedule, so rho itself depends on where the resumed run starts."""
-    assert_resume_is_exact(run_cli, ["train", "--epochs", "1", "--fadeout-epochs", "0.5", "--set", "fadeout_granularity=step", *fast_options], tmp_path, stop_after=4)
-
-
+    assert_resume_is_exact(
+        run_cli,
+        ["train", "--epochs", "1", "--fadeout-epochs", "0.5", "--set", "fadeout_granularity=step", *fast_options],
+        tmp_path,
+        stop_after=4,
+    )
 
 
 def test_one_line_errors(run_cli, fast_options, tmp_path):
-    assert "unknown dataset" in one_line_error(run_cli("train", "--dataset", "imagenet42", *fast_options, "--out", tmp_path / "a"))
-    assert "binary_prob=1" in one_line_error(run_cli("train", *fast_options, "--unmix", "full", "-p", "0.5", "--out", tmp_path / "b"))
-    assert "unmix must be" in one_line_error(run_cli("train", *fast_options, "--unmix", "half", "--out", tmp_path / "c"))
+    assert "unknown dataset" in one_line_error(
+        run_cli("train", "--dataset", "imagenet42", *fast_options, "--out", tmp_path / "a")
+    )
+    assert "binary_prob=1" in one_line_error(
+        run_cli("train", *fast_options, "--unmix", "full", "-p", "0.5", "--out", tmp_path / "b")
+    )
+    assert "unmix must be" in one_line_error(
+        run_cli("train", *fast_options, "--unmix", "half", "--out", tmp_path / "c")
+    )
     assert "unknown recipe" in one_line_error(run_cli("train", "--recipe", "nope", "--out", tmp_path / "d"))
-    assert "no paper recipe" in one_line_error(run_cli("train", "--dataset", "cifar10", *fast_options, "--out", tmp_path / "e"))
+    assert "no paper recipe" in one_line_error(
+        run_cli("train", "--dataset", "cifar10", *fast_options, "--out", tmp_path / "e")
+    )
     foreign = save_checkpoint(tmp_path / "mixmo.pt", {"model": {}}, method="mixmo")
     assert "written by 'mixmo'" in one_line_error(run_cli("eval", "-c", foreign, "--device", "cpu"))
     assert "written by 'mixmo'" in one_line_error(run_cli("analyze", "-c", foreign))
@@ -95,6 +124,8 @@ def test_one_line_errors(run_cli, fast_options, tmp_path):
 
 
 def test_does_not_import_mixmo():
-    code = ("import sys, mixshare.cli, mixshare.method, mixshare.analysis; "
-            "bad = [m for m in ('mixmo', 'timm', 'segmentation_models_pytorch') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, mixshare.cli, mixshare.method, mixshare.analysis; "
+        "bad = [m for m in ('mixmo', 'timm', 'segmentation_models_pytorch') if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

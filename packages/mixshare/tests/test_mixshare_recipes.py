@@ -10,9 +10,21 @@ def test_every_table_3_6_row_is_a_recipe_with_the_paper_numbers():
             r = get_recipe(f"cifar100-{model}-{row}")
             assert r.config.model == model and r.config.dataset == "cifar100"
             m = r.results[0].metrics
-            assert {"top1", "top1_std", "top1_individual", "top1_individual_std", "share_rate", "share_rate_std"} <= set(m)
+            assert {
+                "top1",
+                "top1_std",
+                "top1_individual",
+                "top1_individual_std",
+                "share_rate",
+                "share_rate_std",
+            } <= set(m)
     fadeout = get_recipe("cifar100-wrn28-2-mixshare-fadeout").results[0].metrics
-    assert (fadeout["top1"], fadeout["top1_std"], fadeout["top1_individual"], fadeout["share_rate"]) == (79.0, 0.1, 76.7, 64.4)
+    assert (fadeout["top1"], fadeout["top1_std"], fadeout["top1_individual"], fadeout["share_rate"]) == (
+        79.0,
+        0.1,
+        76.7,
+        64.4,
+    )
     unmix = get_recipe("cifar100-wrn28-5-unmix").results[0].metrics
     assert (unmix["top1"], unmix["top1_std"], unmix["share_rate"], unmix["share_rate_std"]) == (79.4, 2.7, 98.8, 0.7)
     assert get_recipe("cifar100-wrn28-2-mixmo").results[0].metrics["share_rate"] == 4.9
@@ -22,10 +34,19 @@ def test_every_table_3_6_row_is_a_recipe_with_the_paper_numbers():
 def test_rows_map_to_the_spec_configurations():  # spec §5.7, §6.4
     mixmo = get_recipe("cifar100-wrn28-2-mixmo").config
     assert (mixmo.encoder_init, mixmo.unmix, mixmo.binary_prob, mixmo.input_repetition, mixmo.weight_root) == (
-        "independent", "none", 0.5, 0.0, 3.0)
+        "independent",
+        "none",
+        0.5,
+        0.0,
+        3.0,
+    )
     assert mixmo.binary_prob_decay_start == pytest.approx(11 / 12)
-    expected = {"unmix": ("independent", "full"), "unmix-kernel-init": ("identical", "full"),
-                "mixshare-partial": ("identical", "partial"), "mixshare-fadeout": ("identical", "fadeout")}
+    expected = {
+        "unmix": ("independent", "full"),
+        "unmix-kernel-init": ("identical", "full"),
+        "mixshare-partial": ("identical", "partial"),
+        "mixshare-fadeout": ("identical", "fadeout"),
+    }
     for row, (init, unmix) in expected.items():
         c = get_recipe(f"cifar100-wrn28-2-{row}").config
         assert (c.encoder_init, c.unmix, c.binary_prob, c.binary_prob_decay_start) == (init, unmix, 1.0, 1.0)
@@ -45,8 +66,19 @@ def test_rows_map_to_the_spec_configurations():  # spec §5.7, §6.4
 def test_defaults_are_the_mixshare_framework():  # spec §5.5
     c = MixShareConfig()
     assert (c.binary_prob, c.binary_prob_decay_start, c.input_repetition, c.weight_root, c.batch_repetitions) == (
-        1.0, 1.0, 0.1, 1.0, 2)
-    assert (c.alpha, c.encoder_init, c.model, c.dataset, c.milestones) == (2.0, "identical", "wrn28-2", "cifar100", (75, 150, 225))
+        1.0,
+        1.0,
+        0.1,
+        1.0,
+        2,
+    )
+    assert (c.alpha, c.encoder_init, c.model, c.dataset, c.milestones) == (
+        2.0,
+        "identical",
+        "wrn28-2",
+        "cifar100",
+        (75, 150, 225),
+    )
     assert (c.mask_downsample, c.unmix_normalize, c.fadeout_granularity) == ("area", False, "epoch")
 
 

@@ -140,7 +140,7 @@ def test_aligned_encoders_at_init():  # invariant 34
     c0, c1 = (stem_conv(colinear.member_encoder(i)).weight.detach().flatten(1) for i in range(2))
     torch.testing.assert_close(F.cosine_similarity(c0, c1, dim=1), torch.ones(c0.shape[0]))
     assert not torch.allclose(c0, c1)
-    ratio = (c1.norm(dim=1) / c0.norm(dim=1))
+    ratio = c1.norm(dim=1) / c0.norm(dim=1)
     assert float(ratio.min()) >= 0.5 and float(ratio.max()) <= 1.5
     independent = build_network(MixShareConfig(model="smallcnn-1", encoder_init="independent"), 10)
     i0, i1 = (stem_conv(independent.member_encoder(i)).weight for i in range(2))

@@ -77,7 +77,9 @@ def test_whole_input_masks_give_every_token_to_one_input():
     g = torch.Generator().manual_seed(0)
     mixing = whole_input(4, 2, (8, 8), generator=g)
     k = int(mixing.lam[0].argmax())
-    assert mixing.whole and torch.equal(mixing.lam[:, k], torch.ones(4)) and torch.equal(mixing.lam.sum(1), torch.ones(4))
+    assert (
+        mixing.whole and torch.equal(mixing.lam[:, k], torch.ones(4)) and torch.equal(mixing.lam.sum(1), torch.ones(4))
+    )
     assert torch.equal(mixing.masks[:, k], torch.ones(4, 8, 8))
 
 

@@ -121,7 +121,9 @@ def test_one_subnetwork_without_mixing_is_the_plain_vit(tiny_vit):
     x = _images(3, 3, 16, 16)
     assert net(x).shape == (3, 1, 5)
     assert torch.allclose(net(x)[:, 0], backbone(x), atol=1e-12)
-    assert torch.allclose(net(x.unsqueeze(1), torch.ones(3, 1, 4, 4, dtype=torch.float64))[:, 0], backbone(x), atol=1e-12)
+    assert torch.allclose(
+        net(x.unsqueeze(1), torch.ones(3, 1, 4, 4, dtype=torch.float64))[:, 0], backbone(x), atol=1e-12
+    )
     assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in backbone.parameters())
 
 
@@ -148,7 +150,9 @@ def test_loss_weights():
     rooted = head_weights(lam, weighting="mixmo_root", root=3.0)
     assert torch.allclose(rooted.sum(1), torch.ones(2)) and float(rooted[0, 0]) < 0.75  # w_r flattens towards 1/M
     assert torch.allclose(head_weights(lam, weighting="mixmo_root", root=1.0), lam)
-    assert torch.equal(head_weights(torch.tensor([[0.0, 1.0]]), weighting="uniform", whole=True), torch.tensor([[0.0, 1.0]]))
+    assert torch.equal(
+        head_weights(torch.tensor([[0.0, 1.0]]), weighting="uniform", whole=True), torch.tensor([[0.0, 1.0]])
+    )
 
 
 def test_training_forward_shapes_and_all_tokens(tiny_vit):
@@ -195,8 +199,9 @@ def test_multi_encoder_baseline_sum_and_separate_inference(tiny_vit):
         MultiEncoderViT(tiny_vit(), 2, inference="single").double()
 
 
-@pytest.mark.parametrize(("attribution", "expected"), [("embedding", 12_535_796), ("encoding", 12_830_708),
-                                                       ("none", 12_535_028)])
+@pytest.mark.parametrize(
+    ("attribution", "expected"), [("embedding", 12_535_796), ("encoding", 12_830_708), ("none", 12_535_028)]
+)
 def test_parameter_counts_of_the_thesis_model(attribution, expected):
     """Spec §3.7: MixViT-embedding on the CIFAR-100 ConViT adds one head and 2 x 384 source vectors to
     12,496,528; encoding adds 2 x (384^2 + 384) = 295,680 instead (counted on the meta device)."""

@@ -85,7 +85,9 @@ def test_adamw_groups_keep_embeddings_positions_biases_and_norms_out_of_weight_d
         assert "attribution.bias" in kept or attribution == "embedding"
         assert decayed_extra <= decayed and "heads.1.weight" in decayed and "vit.blocks.0.attn.qk.weight" in decayed
         assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
-    assert isinstance(SourceEmbedding(2, 4).no_weight_decay(), set) and SourceEncoding(2, 4).no_weight_decay() == {"bias"}
+    assert isinstance(SourceEmbedding(2, 4).no_weight_decay(), set) and SourceEncoding(2, 4).no_weight_decay() == {
+        "bias"
+    }
 
 
 def test_schedule_warms_up_from_1e6_and_decays_at_125_and_140():
@@ -93,8 +95,9 @@ def test_schedule_warms_up_from_1e6_and_decays_at_125_and_140():
     lr = 1e-3
 
     def at(step):
-        return lr * warmup_step_factor(step, steps_per_epoch=10, warmup_epochs=15, milestones=(125, 140), gamma=0.1,
-                                       start_factor=1e-6 / lr)
+        return lr * warmup_step_factor(
+            step, steps_per_epoch=10, warmup_epochs=15, milestones=(125, 140), gamma=0.1, start_factor=1e-6 / lr
+        )
 
     assert at(0) == pytest.approx(1e-6)
     assert at(75) == pytest.approx(1e-6 + (1e-3 - 1e-6) * 0.5)
@@ -122,13 +125,29 @@ def test_flops_helpers_give_the_thesis_ratios():
 
 def test_recipes_carry_every_table_and_defaults():
     tables = {table.split(" (")[0] for table, _, _ in PAPER}
-    assert tables == {"Table 4.1", "Table 4.2a", "Table 4.2b", "Table 4.2c", "Table 4.2d", "Table 4.3", "Table 4.4",
-                      "Table 4.5", "Table 4.6", "Table A.18", "Table A.19"}
+    assert tables == {
+        "Table 4.1",
+        "Table 4.2a",
+        "Table 4.2b",
+        "Table 4.2c",
+        "Table 4.2d",
+        "Table 4.3",
+        "Table 4.4",
+        "Table 4.5",
+        "Table 4.6",
+        "Table A.18",
+        "Table A.19",
+    }
     default = BOOK.default("digits").config
     assert default.dataset == "digits" and default.source_attribution == "embedding" and default.num_members == 2
     cifar = BOOK.default("cifar100").config
     assert (cifar.model, cifar.patch_size, cifar.mix_alpha, cifar.batch_repetitions, cifar.weight_decay) == (
-        "convit5-384", 4, 0.5, 3, 0.05)
+        "convit5-384",
+        4,
+        0.5,
+        3,
+        0.05,
+    )
     tin = BOOK.get("tinyimagenet-cait-xs24-mixvit-encoding").config
     assert (tin.patch_size, tin.weight_decay, tin.drop_path_rate, tin.source_attribution) == (8, 0.1, 0.1, "encoding")
     mimo = BOOK.get("cifar100-convit-mimo-sum").config
@@ -140,24 +159,32 @@ def test_recipes_carry_every_table_and_defaults():
     assert long.results[0].metrics == {"top1": 83.2, "top1_std": 0.2}
     in100 = BOOK.default("imagenet100").config
     assert (in100.patch_size, in100.autoaugment, in100.weight_decay, in100.crop_padding, in100.image_size) == (
-        16, "imagenet", 0.1, 0, 0)
+        16,
+        "imagenet",
+        0.1,
+        0,
+        0,
+    )
     assert (in100.batch_size, in100.lr_reference_batch, in100.repetition_mode) == (255, 1024, "mixmo")
     flops = {r.name: res.metrics.get("flops_x") for r in BOOK for res in r.results if res.table.startswith("Table 4.6")}
     assert flops["cifar100-convit-mixvit-all-tokens"] == 2.0 and flops["cifar100-convit-mixvit-sum-inference"] == 1.0
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("source_attribution", "tokens", "source_attribution must be one of"),
-    ("attribution_layer", -1, "attribution_layer"),
-    ("inference", "single", "multi_encoder network infers by"),
-    ("model", "wrn28-10", "vision transformer"),
-    ("single_index", 2, "single_index"),
-    ("mix_alpha", 0.0, "mix_alpha"),
-    ("batch_size", 128, "not divisible"),
-    ("repetition_mode", "ra", "repetition_mode must be one of mixmo, deit_ra"),
-    ("data_workers", -1, "data_workers"),
-    ("image_size", -32, "image_size"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("source_attribution", "tokens", "source_attribution must be one of"),
+        ("attribution_layer", -1, "attribution_layer"),
+        ("inference", "single", "multi_encoder network infers by"),
+        ("model", "wrn28-10", "vision transformer"),
+        ("single_index", 2, "single_index"),
+        ("mix_alpha", 0.0, "mix_alpha"),
+        ("batch_size", 128, "not divisible"),
+        ("repetition_mode", "ra", "repetition_mode must be one of mixmo, deit_ra"),
+        ("data_workers", -1, "data_workers"),
+        ("image_size", -32, "image_size"),
+    ],
+)
 def test_config_validation(field, value, message):
     fields = {field: value}
     if field == "inference":

@@ -29,8 +29,9 @@ def test_train_default_recipe_writes_split_metrics_and_the_median(run_cli, fast_
 def test_every_baseline_runs_through_the_same_command(run_cli, fast_options, tmp_path):
     for variant in ("supervised", "mean-teacher", "mixmatch", "fixmatch"):
         out = tmp_path / variant
-        options = fast_options + (["--set", "randaugment_ops=1", "--set", "unlabeled_ratio=1"]
-                                  if variant == "fixmatch" else [])
+        options = fast_options + (
+            ["--set", "randaugment_ops=1", "--set", "unlabeled_ratio=1"] if variant == "fixmatch" else []
+        )
         result = run_cli("train", "--variant", variant, *options, "--out", out)
         assert result.exit_code == 0, result.output
         assert json.loads((out / "config.json").read_text())["config"]["variant"] == variant
@@ -46,8 +47,21 @@ def test_resume_continues_exactly_including_the_ema(run_cli, fast_options, tmp_p
 
 def test_eval_scores_the_ema_model_on_the_runs_evaluation_set(run_cli, fast_options, tmp_path):
     out = tmp_path / "mm"
-    assert run_cli("train", *fast_options, "--mismatch", "50", "--labels", "60", "--set",
-                   "labeled_classes=[2,3,4,5,6,7]", "--out", out).exit_code == 0
+    assert (
+        run_cli(
+            "train",
+            *fast_options,
+            "--mismatch",
+            "50",
+            "--labels",
+            "60",
+            "--set",
+            "labeled_classes=[2,3,4,5,6,7]",
+            "--out",
+            out,
+        ).exit_code
+        == 0
+    )
     report = tmp_path / "eval.json"
     result = run_cli("eval", "--checkpoint", out / "checkpoints" / "last.pt", "--device", "cpu", "--json", report)
     assert result.exit_code == 0, result.output
@@ -61,10 +75,22 @@ def test_bad_input_is_a_one_line_error(run_cli, fast_options, tmp_path):
     assert "evenly" in one_line_error(run_cli("train", *fast_options, "--labels", "55", "--out", tmp_path / "a"))
     assert "--variant" in one_line_error(run_cli("train", "--variant", "vat", "--out", tmp_path / "b"))
     assert "labeled_classes" in one_line_error(
-        run_cli("train", *fast_options, "--set", "labeled_classes=[2,12]", "--out", tmp_path / "c"))
+        run_cli("train", *fast_options, "--set", "labeled_classes=[2,12]", "--out", tmp_path / "c")
+    )
     assert "init_checkpoint" in one_line_error(
-        run_cli("train", *fast_options, "--recipe", "cifar10-250-realmix-tl", "--dataset", "digits",
-                "--labels", "50", "--out", tmp_path / "d"))
+        run_cli(
+            "train",
+            *fast_options,
+            "--recipe",
+            "cifar10-250-realmix-tl",
+            "--dataset",
+            "digits",
+            "--labels",
+            "50",
+            "--out",
+            tmp_path / "d",
+        )
+    )
     assert not (tmp_path / "a" / "summary.json").exists()
 
 
@@ -72,16 +98,25 @@ def test_transfer_learning_loads_everything_but_the_head(run_cli, fast_options, 
     source = tmp_path / "source"
     assert run_cli("train", *fast_options, "--variant", "supervised", "--out", source).exit_code == 0
     weights = load_checkpoint(source / "checkpoints" / "last.pt")["model"]
-    config = dataclasses.replace(BOOK.get("digits-100-realmix").config, extend_copies=2,
-                                 init_checkpoint=str(source / "checkpoints" / "last.pt"))
+    config = dataclasses.replace(
+        BOOK.get("digits-100-realmix").config, extend_copies=2, init_checkpoint=str(source / "checkpoints" / "last.pt")
+    )
     torch.manual_seed(1)
     model = RealMixMethod(config).build_model(10)
     own = model.state_dict()
     assert all(torch.equal(own[k], v) for k, v in weights.items() if not k.startswith("head."))
     assert not torch.equal(own["head.weight"], weights["head.weight"])  # re-initialised for the new task
     out = tmp_path / "tl"
-    result = run_cli("train", *fast_options, "--set", f"init_checkpoint={source / 'checkpoints' / 'last.pt'}",
-                     "--stop-after-steps", "1", "--out", out)
+    result = run_cli(
+        "train",
+        *fast_options,
+        "--set",
+        f"init_checkpoint={source / 'checkpoints' / 'last.pt'}",
+        "--stop-after-steps",
+        "1",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -95,7 +130,25 @@ def test_recipes_lists_the_paper_numbers(run_cli):
 def test_a_short_run_through_the_ssl_loop_learns_digits(run_cli, tmp_path):
     """60 steps through the SSL loop (streams, EMA evaluation) take the EMA model far above chance (10%)."""
     out = tmp_path / "learn"
-    result = run_cli("train", "--variant", "supervised", "--labels", "1000", "--steps", "60", "--eval-every", "60",
-                     "--batch-size", "32", "--no-progress", "--device", "cpu", "--set", "ema_decay=0.8", "--out", out)
+    result = run_cli(
+        "train",
+        "--variant",
+        "supervised",
+        "--labels",
+        "1000",
+        "--steps",
+        "60",
+        "--eval-every",
+        "60",
+        "--batch-size",
+        "32",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--set",
+        "ema_decay=0.8",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["final"]["top1"] > 20.0  # 25.8 on the reference CPU

@@ -60,11 +60,11 @@ def test_realmix_random_erasing_p1_one_constant_rectangle_per_image():
         assert box is not None, f"image {b} unchanged at p=1"
         top, left, bh, bw = box
         assert 0 <= top and top + bh <= h and 0 <= left and left + bw <= w
-        patch = out[b, :, top:top + bh, left:left + bw]
+        patch = out[b, :, top : top + bh, left : left + bw]
         value = int(patch[0, 0, 0])
         assert (patch == value).all(), "one constant on every channel inside the box"
         outside = torch.ones(h, w, dtype=torch.bool)
-        outside[top:top + bh, left:left + bw] = False
+        outside[top : top + bh, left : left + bw] = False
         assert torch.equal(out[b][:, outside], x[b][:, outside]), "pixels outside the box are untouched"
         area = bh * bw
         assert area <= 0.4 * h * w
@@ -92,9 +92,15 @@ def test_realmix_random_erasing_options():
     for b in range(x.shape[0]):
         top, left, bh, bw = _changed_box(x[b], out[b])
         assert (bh, bw) == (side, side)
-        assert (out[b, :, top:top + bh, left:left + bw] == 7).all()
-    for bad in [dict(p=1.5), dict(area=(0.5, 0.1)), dict(area=(0.0, 0.2)), dict(aspect=(0.0, 1.0)),
-                dict(fill=(0, 300)), dict(fill=5)]:
+        assert (out[b, :, top : top + bh, left : left + bw] == 7).all()
+    for bad in [
+        dict(p=1.5),
+        dict(area=(0.5, 0.1)),
+        dict(area=(0.0, 0.2)),
+        dict(aspect=(0.0, 1.0)),
+        dict(fill=(0, 300)),
+        dict(fill=5),
+    ]:
         with pytest.raises(ConfigError):
             random_erasing(x, **bad)
     with pytest.raises(ConfigError):
@@ -112,7 +118,7 @@ def test_realmix_devries_cutout_matches_cutout_mask_and_fill():
     for b in range(x.shape[0]):
         top, left, bh, bw = _changed_box(x[b], out[b])
         assert bh <= 16 and bw <= 16
-        assert (out[b, :, top:top + bh, left:left + bw] == 128).all()  # mid-grey (≈0 in [-1, 1])
+        assert (out[b, :, top : top + bh, left : left + bw] == 128).all()  # mid-grey (≈0 in [-1, 1])
     black = devries_cutout(x, 8, fill=0, generator=_gen(6))
     changed = (black != x).any(dim=1)
     assert changed.any() and (black.permute(1, 0, 2, 3)[:, changed] == 0).all()
@@ -142,8 +148,9 @@ def test_realmix_simple_augment_shift_bounded_and_flip(hflip):
         assert torch.equal(cols, expected[None, :].expand_as(cols)) and abs(dx) <= pad
         # reflect padding: every source row/col is a valid index and the border mirrors without repeating the edge
         all_rows = torch.arange(size) + dy
-        reflected = torch.where(all_rows < 0, -all_rows, torch.where(all_rows > size - 1, 2 * (size - 1) - all_rows,
-                                                                     all_rows))
+        reflected = torch.where(
+            all_rows < 0, -all_rows, torch.where(all_rows > size - 1, 2 * (size - 1) - all_rows, all_rows)
+        )
         assert torch.equal(out[b, 0, :, 0].long(), reflected)
         shifts.add((dy, dx))
     if hflip:
@@ -191,20 +198,22 @@ def test_realmix_pool_virtual_deterministic_and_equal_to_materialized(aug, impl)
     assert not torch.equal(pool, ExtendedPool(x, n_copies=5, aug=aug, cutout_impl=impl, seed=4).get(everything))
     # a copy does not depend on the batch it is fetched in
     idx = torch.tensor([59, 7, 7, 30, 0])
-    assert torch.equal(virtual.get(idx), torch.cat([virtual.get(idx[b:b + 1]) for b in range(5)]))
+    assert torch.equal(virtual.get(idx), torch.cat([virtual.get(idx[b : b + 1]) for b in range(5)]))
     assert torch.equal(virtual.get(idx), pool[idx])
     assert torch.equal(x, before)
 
 
 def test_realmix_pool_copy_is_the_batch_op_seeded_by_copy_seed():
     x = _images(7)
-    for aug, impl, op in [("cutout", "random_erasing", lambda im, g: random_erasing(im, generator=g)),
-                          ("cutout", "devries", lambda im, g: devries_cutout(im, 12, generator=g)),
-                          ("simple", "random_erasing", lambda im, g: simple_augment(im, generator=g))]:
+    for aug, impl, op in [
+        ("cutout", "random_erasing", lambda im, g: random_erasing(im, generator=g)),
+        ("cutout", "devries", lambda im, g: devries_cutout(im, 12, generator=g)),
+        ("simple", "random_erasing", lambda im, g: simple_augment(im, generator=g)),
+    ]:
         pool = ExtendedPool(x, n_copies=4, aug=aug, cutout_impl=impl, cutout_size=12, seed=11)
         for k in (0, 6, 7, 20, 27):
             i, j = k % 7, k // 7
-            expected = op(x[i:i + 1], _gen(copy_seed(11, i, j)))
+            expected = op(x[i : i + 1], _gen(copy_seed(11, i, j)))
             assert torch.equal(pool.get(torch.tensor([k])), expected), (aug, impl, k)
 
 
@@ -239,8 +248,18 @@ def test_realmix_pool_simple_and_devries_options():
 
 def test_realmix_pool_rejects_bad_options():
     x = _images(4)
-    bad = [dict(aug="autoaugment"), dict(mode="disk"), dict(cutout_impl="cutmix"), dict(n_copies=0),
-           dict(n_copies=2.5), dict(cutout_size=0), dict(q=0.3), dict(p=2.0), dict(padding=40), dict(devries_fill=999)]
+    bad = [
+        dict(aug="autoaugment"),
+        dict(mode="disk"),
+        dict(cutout_impl="cutmix"),
+        dict(n_copies=0),
+        dict(n_copies=2.5),
+        dict(cutout_size=0),
+        dict(q=0.3),
+        dict(p=2.0),
+        dict(padding=40),
+        dict(devries_fill=999),
+    ]
     for options in bad:
         with pytest.raises(ConfigError) as info:
             ExtendedPool(x, **options)

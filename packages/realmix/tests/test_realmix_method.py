@@ -11,8 +11,9 @@ from realmix.config import RealMixConfig
 from realmix.method import RealMixMethod
 from realmix.recipes import BOOK, recipe_for
 
-TINY = dataclasses.replace(BOOK.get("digits-100-realmix").config, batch_size=8, total_steps=8, eval_every=4,
-                           extend_copies=3)
+TINY = dataclasses.replace(
+    BOOK.get("digits-100-realmix").config, batch_size=8, total_steps=8, eval_every=4, extend_copies=3
+)
 
 
 def built(config: RealMixConfig, seed: int = 0) -> RealMixMethod:

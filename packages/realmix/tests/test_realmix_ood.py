@@ -32,7 +32,7 @@ def test_realmix_ood_masks_the_lowest_confidence_rows(rule):
     for gamma in GAMMAS:
         mask = ood_mask(logits, gamma, rule)
         dropped = (mask == 0).nonzero().flatten()
-        expected = torch.argsort(confidence)[:dropped.numel()]
+        expected = torch.argsort(confidence)[: dropped.numel()]
         assert set(dropped.tolist()) == set(expected.tolist())
         assert confidence[mask == 1].min() > confidence[mask == 0].max()
 

@@ -6,25 +6,50 @@ from realmix.paper import FULLY_SUPERVISED, GAMMA_BY_MISMATCH, TABLES, markdown_
 
 N = None
 EXPECTED = {
-    "table1": {"Mean Teacher": [(17.85, N), (17.25, N), (18.95, N), (20.14, N), (20.57, N)],
-               "MixMatch": [(16.75, N), (18.14, N), (21.01, N), (21.07, N), (22.08, N)],
-               "RealMix": [(16.41, N), (16.60, N), (16.51, N), (16.99, N), (17.62, N)]},
-    "table2": {"Π-Model": [(53.02, N), (18.13, N)], "VAT": [(36.03, N), (11.32, N)],
-               "Mean Teacher": [(47.32, N), (10.72, N)], "MixMatch": [(11.78, N), (6.45, N)],
-               "RealMix": [(9.79, 0.75), (6.39, 0.27)]},
-    "table3": {"Π-Model": [(17.65, 0.27), (5.57, 0.14)], "VAT": [(8.41, 1.01), (4.20, 0.15)],
-               "Mean Teacher": [(6.45, 2.43), (3.39, 0.11)], "MixMatch": [(3.63, 0.24), (3.07, 0.14)],
-               "RealMix": [(3.53, 0.38), (3.13, 0.11)]},
-    "table4": {"TL & Fine-Tuning": [(20.60, N), (8.45, N)], "MixMatch": [(11.78, N), (6.45, N)],
-               "RealMix": [(9.78, N), (6.39, N)], "RealMix + TL": [(8.48, N), (6.05, N)]},
-    "table5": {"RealMix (CutOut, 50 copies)": [(9.79, N)],
-               "RealMix w/ Simple Aug (flip + translate, 50 copies)": [(10.42, N)],
-               "RealMix w/ 25 Augs (CutOut, 25 copies)": [(10.80, N)]},
-    "table6": {"RealMix (γ = 0.60)": [(16.99, N)], "RealMix (γ = 0.3)": [(20.73, N)],
-               "RealMix w/o OODMask (γ = 0)": [(22.70, N)]},
+    "table1": {
+        "Mean Teacher": [(17.85, N), (17.25, N), (18.95, N), (20.14, N), (20.57, N)],
+        "MixMatch": [(16.75, N), (18.14, N), (21.01, N), (21.07, N), (22.08, N)],
+        "RealMix": [(16.41, N), (16.60, N), (16.51, N), (16.99, N), (17.62, N)],
+    },
+    "table2": {
+        "Π-Model": [(53.02, N), (18.13, N)],
+        "VAT": [(36.03, N), (11.32, N)],
+        "Mean Teacher": [(47.32, N), (10.72, N)],
+        "MixMatch": [(11.78, N), (6.45, N)],
+        "RealMix": [(9.79, 0.75), (6.39, 0.27)],
+    },
+    "table3": {
+        "Π-Model": [(17.65, 0.27), (5.57, 0.14)],
+        "VAT": [(8.41, 1.01), (4.20, 0.15)],
+        "Mean Teacher": [(6.45, 2.43), (3.39, 0.11)],
+        "MixMatch": [(3.63, 0.24), (3.07, 0.14)],
+        "RealMix": [(3.53, 0.38), (3.13, 0.11)],
+    },
+    "table4": {
+        "TL & Fine-Tuning": [(20.60, N), (8.45, N)],
+        "MixMatch": [(11.78, N), (6.45, N)],
+        "RealMix": [(9.78, N), (6.39, N)],
+        "RealMix + TL": [(8.48, N), (6.05, N)],
+    },
+    "table5": {
+        "RealMix (CutOut, 50 copies)": [(9.79, N)],
+        "RealMix w/ Simple Aug (flip + translate, 50 copies)": [(10.42, N)],
+        "RealMix w/ 25 Augs (CutOut, 25 copies)": [(10.80, N)],
+    },
+    "table6": {
+        "RealMix (γ = 0.60)": [(16.99, N)],
+        "RealMix (γ = 0.3)": [(20.73, N)],
+        "RealMix w/o OODMask (γ = 0)": [(22.70, N)],
+    },
 }
-COLUMNS = {"table1": ("0%", "25%", "50%", "75%", "100%"), "table2": ("250", "4000"), "table3": ("250", "4000"),
-           "table4": ("250", "4000"), "table5": ("CIFAR-10 @ 250",), "table6": ("75% mismatch",)}
+COLUMNS = {
+    "table1": ("0%", "25%", "50%", "75%", "100%"),
+    "table2": ("250", "4000"),
+    "table3": ("250", "4000"),
+    "table4": ("250", "4000"),
+    "table5": ("CIFAR-10 @ 250",),
+    "table6": ("75% mismatch",),
+}
 
 
 def test_realmix_paper_every_number():

@@ -34,8 +34,18 @@ def test_realmix_tsa_monotone_and_num_classes():
     assert tsa_threshold(1.0, 6, "linear") == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("args", [(0.5, 10, "none"), (0.5, 10, "cosine"), (1.5, 10, "linear"), (-0.1, 10, "linear"),
-                                  (float("nan"), 10, "linear"), (0.5, 1, "linear"), (0.5, 10.0, "linear")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0.5, 10, "none"),
+        (0.5, 10, "cosine"),
+        (1.5, 10, "linear"),
+        (-0.1, 10, "linear"),
+        (float("nan"), 10, "linear"),
+        (0.5, 1, "linear"),
+        (0.5, 10.0, "linear"),
+    ],
+)
 def test_realmix_tsa_threshold_rejects_bad_arguments(args):
     with pytest.raises(ConfigError):
         tsa_threshold(*args)
@@ -55,18 +65,26 @@ def test_realmix_tsa_keep_mask_one_hot():
 
 def test_realmix_tsa_keep_mask_mixed_labels():
     targets = torch.tensor([[0.7, 0.3, 0.0]]).repeat(4, 1)
-    logits = _logits_for([[0.30, 0.60, 0.10],    # p0 = 0.30 < 0.7·0.5 -> kept
-                          [0.40, 0.50, 0.10],    # 0.40 >= 0.35 and 0.50 >= 0.15 -> dropped
-                          [0.50, 0.10, 0.40],    # p1 = 0.10 < 0.3·0.5 -> kept
-                          [0.36, 0.16, 0.48]])   # both just above their thresholds -> dropped
+    logits = _logits_for(
+        [
+            [0.30, 0.60, 0.10],  # p0 = 0.30 < 0.7·0.5 -> kept
+            [0.40, 0.50, 0.10],  # 0.40 >= 0.35 and 0.50 >= 0.15 -> dropped
+            [0.50, 0.10, 0.40],  # p1 = 0.10 < 0.3·0.5 -> kept
+            [0.36, 0.16, 0.48],
+        ]
+    )  # both just above their thresholds -> dropped
     assert tsa_keep_mask(logits, targets, 0.5).tolist() == [1.0, 0.0, 1.0, 0.0]
     assert tsa_keep_mask(logits, targets, 1.0).tolist() == [1.0, 1.0, 1.0, 1.0]
 
 
 def test_realmix_tsa_official_differs_from_intended():
     targets = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    logits = torch.tensor([[2.0, 1.0, 0.0],      # p0 = 0.665 >= 0.5: intended drops; official keeps (p0 < 2·0.5)
-                           [-1.0, -2.0, -3.0]])  # p2 = 0.09 < 0.5: intended keeps; negative logits: official drops
+    logits = torch.tensor(
+        [
+            [2.0, 1.0, 0.0],  # p0 = 0.665 >= 0.5: intended drops; official keeps (p0 < 2·0.5)
+            [-1.0, -2.0, -3.0],
+        ]
+    )  # p2 = 0.09 < 0.5: intended keeps; negative logits: official drops
     assert tsa_keep_mask(logits, targets, 0.5, impl="intended").tolist() == [0.0, 1.0]
     assert tsa_keep_mask(logits, targets, 0.5, impl="official").tolist() == [1.0, 0.0]
     with pytest.raises(ConfigError):

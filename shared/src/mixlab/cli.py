@@ -32,7 +32,10 @@ DataRoot = Annotated[
     Path | None, typer.Option(help="Where datasets live (default: $MIXLAB_DATA, else ~/.cache/mixlab/data).")
 ]
 Download = Annotated[bool, typer.Option(help="Download the dataset (official source, checksummed) if it is absent.")]
-Recipe = Annotated[str | None, typer.Option(help="Named recipe (see the `recipes` command); default: the paper's main one for --dataset.")]
+Recipe = Annotated[
+    str | None,
+    typer.Option(help="Named recipe (see the `recipes` command); default: the paper's main one for --dataset."),
+]
 Epochs = Annotated[int | None, typer.Option(help="Training epochs (default: the recipe's).")]
 BatchSize = Annotated[int | None, typer.Option(help="Batch size per process (default: the recipe's).")]
 Seed = Annotated[int, typer.Option(help="Random seed (model init, sampling, augmentation).")]
@@ -146,8 +149,9 @@ def print_summary(summary: dict[str, Any], keys: tuple[str, ...] = ("top1", "nll
     console.print(f"[bold green]done[/bold green]  {'  '.join(parts)}")
     ips = summary.get("train_images_per_s")
     console.print(
-        f"run directory: {summary['run_dir']}  ({summary['device']}, "
-        f"{ips:,.0f} train img/s)" if ips else f"run directory: {summary['run_dir']}"
+        f"run directory: {summary['run_dir']}  ({summary['device']}, {ips:,.0f} train img/s)"
+        if ips
+        else f"run directory: {summary['run_dir']}"
     )
 
 
@@ -196,7 +200,9 @@ def show_recipe(recipe: Any) -> None:
     """`<pkg> recipes --show NAME`: description, full configuration, the paper's numbers."""
     console.print(f"[bold]{recipe.name}[/bold]: {recipe.description}")
     if getattr(recipe, "ensemble_runs", 1) > 1:
-        console.print(f"ensemble of {recipe.ensemble_runs} independently trained runs (seeds 0..{recipe.ensemble_runs - 1})")
+        console.print(
+            f"ensemble of {recipe.ensemble_runs} independently trained runs (seeds 0..{recipe.ensemble_runs - 1})"
+        )
     console.print_json(json.dumps(dataclasses.asdict(recipe.config)))
     for result in recipe.results:
         console.print(f"{result.table}: " + ", ".join(f"{k} {v}" for k, v in result.metrics.items()))

@@ -46,7 +46,9 @@ def one_line_error(result: Result) -> str:
     return lines[0]
 
 
-def assert_resume_is_exact(invoke: Callable[..., Result], train_args: list[str], tmp_path: Path, stop_after: int) -> None:
+def assert_resume_is_exact(
+    invoke: Callable[..., Result], train_args: list[str], tmp_path: Path, stop_after: int
+) -> None:
     """Train once straight through, once stopped after `stop_after` steps and resumed: the weights must be equal."""
     full, split = tmp_path / "full", tmp_path / "split"
     assert invoke(*train_args, "--out", full).exit_code == 0

@@ -46,27 +46,59 @@ def train(
     stop_after_steps: common.StopAfterSteps = None,
     progress: common.Progress = True,
     model: Annotated[str | None, Opt(help="Backbone, e.g. wrn28-10, wrn16-1, preactresnet18-2.")] = None,
-    members: Annotated[int | None, Opt("--members", "-M", help="Number of inputs/subnetworks M (1: plain net).")] = None,
-    block: Annotated[str | None, Opt(help="Binary mixing block: cutmix, hconcat, vconcat, patchup2d, fmix, cowmask, linear.")] = None,
+    members: Annotated[
+        int | None, Opt("--members", "-M", help="Number of inputs/subnetworks M (1: plain net).")
+    ] = None,
+    block: Annotated[
+        str | None, Opt(help="Binary mixing block: cutmix, hconcat, vconcat, patchup2d, fmix, cowmask, linear.")
+    ] = None,
     alpha: Annotated[float | None, Opt(help="Ratio concentration alpha (<=0: fixed 1/M, i.e. MIMO).")] = None,
     binary_prob: Annotated[float | None, Opt("--binary-prob", "-p", help="Probability p of the binary block.")] = None,
-    weight_root: Annotated[float | None, Opt("--weight-root", "-r", help="Root r of the w_r reweighting (inf: none).")] = None,
+    weight_root: Annotated[
+        float | None, Opt("--weight-root", "-r", help="Root r of the w_r reweighting (inf: none).")
+    ] = None,
     batch_repetitions: Annotated[int | None, Opt("--batch-repetitions", "-b", help="Batch repetition b.")] = None,
     pixel_msda: Annotated[str | None, Opt(help="In-pixel MSDA on the inputs: none, cutmix, mixup.")] = None,
     augmix: Annotated[bool | None, Opt(help="AugMix on the training images (CIFAR-100-C experiments).")] = None,
     set_: Annotated[list[str] | None, Opt("--set", help="Any config field, e.g. --set head_mode=single_soft.")] = None,
 ) -> None:
     """Train a MixMo network (default: the paper's main recipe for --dataset; 'digits' when none is given)."""
-    overrides = common.merge_options(dict(
-        dataset=dataset, epochs=epochs, batch_size=batch_size, seed=seed, model=model, num_members=members,
-        block=block, alpha=alpha, binary_prob=binary_prob, weight_root=weight_root,
-        batch_repetitions=batch_repetitions, pixel_msda=pixel_msda, augmix=augmix), set_)
+    overrides = common.merge_options(
+        dict(
+            dataset=dataset,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            model=model,
+            num_members=members,
+            block=block,
+            alpha=alpha,
+            binary_prob=binary_prob,
+            weight_root=weight_root,
+            batch_repetitions=batch_repetitions,
+            pixel_msda=pixel_msda,
+            augmix=augmix,
+        ),
+        set_,
+    )
     summary = common.train_from_cli(
-        package="mixmo", config_cls=MixMoConfig, book=BOOK,
+        package="mixmo",
+        config_cls=MixMoConfig,
+        book=BOOK,
         make_method=lambda config: MixMoMethod(config, data_root=data_root, download=download),
-        recipe=recipe, overrides=overrides, resume=resume, out=out, device=device, amp=amp, compile=compile,
-        channels_last=channels_last, sync_bn=sync_bn, eval_every=eval_every, checkpoint_every=checkpoint_every,
-        stop_after_steps=stop_after_steps, progress=progress,
+        recipe=recipe,
+        overrides=overrides,
+        resume=resume,
+        out=out,
+        device=device,
+        amp=amp,
+        compile=compile,
+        channels_last=channels_last,
+        sync_bn=sync_bn,
+        eval_every=eval_every,
+        checkpoint_every=checkpoint_every,
+        stop_after_steps=stop_after_steps,
+        progress=progress,
     )
     common.print_summary(summary)
     raise typer.Exit(common.exit_code_for(summary))
@@ -80,7 +112,9 @@ def evaluate(
     device: common.Device = "auto",
     amp: common.Amp = "off",
     batch_size: Annotated[int, Opt(help="Evaluation batch size.")] = 500,
-    cifar100c: Annotated[bool, Opt(help="Also report CIFAR-100-C (when the model is a CIFAR-100 one and the data is present).")] = True,
+    cifar100c: Annotated[
+        bool, Opt(help="Also report CIFAR-100-C (when the model is a CIFAR-100 one and the data is present).")
+    ] = True,
     json_out: Annotated[Path | None, Opt("--json", help="Also write the metrics to this JSON file.")] = None,
 ) -> None:
     """Top-1/5, NLL, ECE, calibrated NLL/ECE, each head's accuracy, diversity (and CIFAR-100-C robustness)."""
@@ -109,7 +143,9 @@ def recipes(
         first = r.results[0].metrics if r.results else {}
         tables = "; ".join(res.table.split(" (")[0] for res in r.results) or "-"
         table.add_row(
-            name, r.description, tables,
+            name,
+            r.description,
+            tables,
             f"{first['top1']:.2f}" if "top1" in first else "-",
             f"{first['nll_c']:.3f}" if "nll_c" in first else "-",
         )

@@ -28,6 +28,13 @@ def evaluate_checkpoints(
     paths: list[Path], *, data_root: Path | None, device: str, amp: str, batch_size: int, cifar100c: bool
 ) -> dict[str, Any]:
     return _evaluate_checkpoints(
-        paths, method="mixmo", config_cls=MixMoConfig, build=build_network,
-        data_root=data_root, device=device, amp=amp, batch_size=batch_size, cifar100c=cifar100c,
+        paths,
+        method="mixmo",
+        config_cls=MixMoConfig,
+        build=build_network,
+        data_root=data_root,
+        device=device,
+        amp=amp,
+        batch_size=batch_size,
+        cifar100c=cifar100c,
     )

@@ -6,9 +6,7 @@ import torch
 from mixlab.mixing import reweight, soft_cross_entropy
 
 
-def assign_heads(
-    targets: torch.Tensor, kappa: torch.Tensor, head_mode: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+def assign_heads(targets: torch.Tensor, kappa: torch.Tensor, head_mode: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Which input each head predicts: (B, M, K) targets and (B, M) ratios, reordered per head.
 
     per_member: head i predicts input i. random_assign (Table 3.4, 2-minus): each sample's heads are assigned to the

@@ -37,8 +37,10 @@ class MixMoMethod(MultiInputMethod):
         x, targets = self.sample_inputs(batch)  # (B, M, 3, H, W), (B, M, K)
         B = x.shape[0]
 
-        p = 0.0 if cfg.block == "linear" else binary_prob_schedule(
-            cfg.binary_prob, progress.epoch + 1, progress.epochs, cfg.binary_prob_decay_start
+        p = (
+            0.0
+            if cfg.block == "linear"
+            else binary_prob_schedule(cfg.binary_prob, progress.epoch + 1, progress.epochs, cfg.binary_prob_decay_start)
         )
         plan = sample_mixing(
             B,
@@ -60,7 +62,11 @@ class MixMoMethod(MultiInputMethod):
             px = self.augment(partners).view_as(x)
             pt = F.one_hot(self.labels[partners.to(self.labels.device)], self.num_classes).float().view_as(targets)
             x, targets, lam = pixel_msda(
-                x, targets, px, pt, masks,
+                x,
+                targets,
+                px,
+                pt,
+                masks,
                 kind=cfg.pixel_msda,
                 prob=cfg.pixel_msda_prob,
                 alpha=cfg.pixel_msda_alpha,

@@ -86,11 +86,18 @@ class _Builder:
         name = _name(dataset, model, variant, b)
         if runs > 1:
             name = f"{dataset}-{model}-de{runs}" + ("-cutmix" if variant == "cutmix" else "")
-        label = description or (f"DE ({runs} nets)" + (" + CutMix" if variant == "cutmix" else "") if runs > 1 else _LABELS[variant])
+        label = description or (
+            f"DE ({runs} nets)" + (" + CutMix" if variant == "cutmix" else "") if runs > 1 else _LABELS[variant]
+        )
         if b > 1 and config.num_members > 1:
             label += f" (b={b})"
-        self.add(name, config, f"{label}, {model}, {dataset}", PaperResult(table, metrics) if metrics else None,
-                 ensemble_runs=runs)
+        self.add(
+            name,
+            config,
+            f"{label}, {model}, {dataset}",
+            PaperResult(table, metrics) if metrics else None,
+            ensemble_runs=runs,
+        )
 
 
 def _scale(values: dict[str, float | None], keys: tuple[str, ...] = ("nll_c", "nll", "ece")) -> dict[str, float]:
@@ -120,7 +127,16 @@ def _build() -> dict[str, Recipe]:
         ("cut-mixmo+cutmix", 4, 1, (85.77, 97.42, 52.4), (97.73, 7.9)),
     ]
     for variant, b, runs, c100, c10 in rows31:
-        B.row("cifar100", "wrn28-10", variant, b, t31, _scale(dict(top1=c100[0], top5=c100[1], nll_c=c100[2])), CIFAR, runs)
+        B.row(
+            "cifar100",
+            "wrn28-10",
+            variant,
+            b,
+            t31,
+            _scale(dict(top1=c100[0], top5=c100[1], nll_c=c100[2])),
+            CIFAR,
+            runs,
+        )
         B.row("cifar10", "wrn28-10", variant, b, t31, _scale(dict(top1=c10[0], nll_c=c10[1])), CIFAR, runs)
 
     # Table A.12: the same runs at the final epoch. C100 top1 top5 NLL_c NLL ECE; C10 top1 NLL_c NLL ECE (x1e-2).
@@ -169,24 +185,47 @@ def _build() -> dict[str, Recipe]:
     # Table A.17: WRN-28-w on CIFAR-100, b=4, without/with in-pixel CutMix (top1, NLL_c raw).
     ta17 = "Table A.17 (WRN-28-w, CIFAR-100, b=4)"
     a17 = {  # w: per column (1-Net, 1-Net+CM, 2-Nets, 2-Nets+CM, Lin, Lin+CM, Cut, Cut+CM, 2-Cut, 2-Cut+CM)
-        2: ((76.44, 78.06, 79.16, 80.81, 75.82, 76.36, 75.66, 75.17, 76.98, 76.11),
-            (0.921, 0.815, 0.776, 0.695, 0.841, 0.824, 0.824, 0.846, 0.7661, 0.798)),
-        3: ((77.95, 80.70, 80.85, 83.14, 78.51, 80.74, 79.81, 79.85, 80.78, 81.20),
-            (0.862, 0.750, 0.738, 0.644, 0.760, 0.696, 0.693, 0.702, 0.635, 0.650)),
-        4: ((78.84, 81.55, 81.48, 83.93, 80.43, 81.66, 81.68, 81.69, 82.57, 82.58),
-            (0.824, 0.711, 0.711, 0.609, 0.712, 0.656, 0.646, 0.635, 0.590, 0.588)),
-        5: ((79.75, 82.55, 82.18, 84.60, 80.95, 83.06, 83.11, 83.34, 83.97, 84.31),
-            (0.813, 0.686, 0.693, 0.596, 0.703, 0.617, 0.598, 0.591, 0.549, 0.546)),
-        7: ((81.14, 83.71, 82.94, 85.52, 82.4, 84.51, 84.32, 84.94, 85.50, 85.90),
-            (0.764, 0.648, 0.673, 0.573, 0.675, 0.581, 0.562, 0.543, 0.516, 0.498)),
-        10: ((81.63, 84.05, 83.17, 85.74, 83.08, 85.47, 85.40, 85.77, 86.04, 86.63),
-             (0.750, 0.644, 0.668, 0.571, 0.656, 0.558, 0.535, 0.524, 0.494, 0.479)),
-        14: ((82.01, 84.31, 83.47, 85.80, 83.79, 86.05, 85.76, 86.19, 86.58, 87.11),
-             (0.730, 0.645, 0.656, 0.569, 0.648, 0.545, 0.527, 0.518, 0.488, 0.473)),
+        2: (
+            (76.44, 78.06, 79.16, 80.81, 75.82, 76.36, 75.66, 75.17, 76.98, 76.11),
+            (0.921, 0.815, 0.776, 0.695, 0.841, 0.824, 0.824, 0.846, 0.7661, 0.798),
+        ),
+        3: (
+            (77.95, 80.70, 80.85, 83.14, 78.51, 80.74, 79.81, 79.85, 80.78, 81.20),
+            (0.862, 0.750, 0.738, 0.644, 0.760, 0.696, 0.693, 0.702, 0.635, 0.650),
+        ),
+        4: (
+            (78.84, 81.55, 81.48, 83.93, 80.43, 81.66, 81.68, 81.69, 82.57, 82.58),
+            (0.824, 0.711, 0.711, 0.609, 0.712, 0.656, 0.646, 0.635, 0.590, 0.588),
+        ),
+        5: (
+            (79.75, 82.55, 82.18, 84.60, 80.95, 83.06, 83.11, 83.34, 83.97, 84.31),
+            (0.813, 0.686, 0.693, 0.596, 0.703, 0.617, 0.598, 0.591, 0.549, 0.546),
+        ),
+        7: (
+            (81.14, 83.71, 82.94, 85.52, 82.4, 84.51, 84.32, 84.94, 85.50, 85.90),
+            (0.764, 0.648, 0.673, 0.573, 0.675, 0.581, 0.562, 0.543, 0.516, 0.498),
+        ),
+        10: (
+            (81.63, 84.05, 83.17, 85.74, 83.08, 85.47, 85.40, 85.77, 86.04, 86.63),
+            (0.750, 0.644, 0.668, 0.571, 0.656, 0.558, 0.535, 0.524, 0.494, 0.479),
+        ),
+        14: (
+            (82.01, 84.31, 83.47, 85.80, 83.79, 86.05, 85.76, 86.19, 86.58, 87.11),
+            (0.730, 0.645, 0.656, 0.569, 0.648, 0.545, 0.527, 0.518, 0.488, 0.473),
+        ),
     }
-    columns = [("vanilla", 1), ("cutmix", 1), ("vanilla", 2), ("cutmix", 2), ("linear-mixmo", 1),
-               ("linear-mixmo+cutmix", 1), ("cut-mixmo", 1), ("cut-mixmo+cutmix", 1), ("cut-mixmo", 2),
-               ("cut-mixmo+cutmix", 2)]
+    columns = [
+        ("vanilla", 1),
+        ("cutmix", 1),
+        ("vanilla", 2),
+        ("cutmix", 2),
+        ("linear-mixmo", 1),
+        ("linear-mixmo+cutmix", 1),
+        ("cut-mixmo", 1),
+        ("cut-mixmo+cutmix", 1),
+        ("cut-mixmo", 2),
+        ("cut-mixmo+cutmix", 2),
+    ]
     for w, (top1s, nlls) in a17.items():
         for (variant, runs), top1, nll_c in zip(columns, top1s, nlls):
             model = f"wrn28-{w}"
@@ -194,18 +233,32 @@ def _build() -> dict[str, Recipe]:
             if runs > 1 and "mixmo" in variant:  # 2 independently trained Cut-MixMo networks, ensembled
                 config = dataclasses.replace(_variant(CIFAR, variant, 4), model=model)
                 name = f"cifar100-{model}-2x-{variant.replace('+', '-')}-b4"
-                B.add(name, config, f"2 x {_LABELS[variant]} (b=4), {model}, cifar100", PaperResult(ta17, metrics),
-                      ensemble_runs=2)
+                B.add(
+                    name,
+                    config,
+                    f"2 x {_LABELS[variant]} (b=4), {model}, cifar100",
+                    PaperResult(ta17, metrics),
+                    ensemble_runs=2,
+                )
             else:
                 B.row("cifar100", model, variant, 4, ta17, metrics, CIFAR, runs)
 
     # Table 3.3: the mixing block (CIFAR-100, WRN-28-10, b=2, r=3, p=0.5).
     t33 = "Table 3.3 (mixing block, CIFAR-100, WRN-28-10, b=2)"
-    for block, top1, nll_c in [("hconcat", 82.78, 0.627), ("vconcat", 84.00, 0.573), ("patchup2d", 84.16, 0.581),
-                               ("fmix", 83.76, 0.602), ("cowmask", 84.17, 0.561)]:
+    for block, top1, nll_c in [
+        ("hconcat", 82.78, 0.627),
+        ("vconcat", 84.00, 0.573),
+        ("patchup2d", 84.16, 0.581),
+        ("fmix", 83.76, 0.602),
+        ("cowmask", 84.17, 0.561),
+    ]:
         config = dataclasses.replace(_variant(CIFAR, "cut-mixmo", 2), block=block)
-        B.add(f"cifar100-wrn28-10-{block}-mixmo-b2", config, f"MixMo with the {block} block (b=2), wrn28-10, cifar100",
-              PaperResult(t33, dict(top1=top1, nll_c=nll_c)))
+        B.add(
+            f"cifar100-wrn28-10-{block}-mixmo-b2",
+            config,
+            f"MixMo with the {block} block (b=2), wrn28-10, cifar100",
+            PaperResult(t33, dict(top1=top1, nll_c=nll_c)),
+        )
     B.row("cifar100", "wrn28-10", "linear-mixmo", 2, t33, dict(top1=82.5, nll_c=0.676), CIFAR)
     B.row("cifar100", "wrn28-10", "cut-mixmo", 2, t33, dict(top1=84.38, nll_c=0.563), CIFAR)
 
@@ -215,30 +268,57 @@ def _build() -> dict[str, Recipe]:
     for suffix, kw, nll_c, label in [
         ("1enc-1clf", dict(shared_encoder=True, head_mode="single_soft"), 0.604, "1 encoder, 1 classifier"),
         ("2enc-1clf", dict(head_mode="single_soft"), 0.666, "2 encoders, 1 classifier"),
-        ("1enc-2clf-random", dict(shared_encoder=True, head_mode="random_assign"), 0.687, "1 encoder, 2 randomly assigned classifiers"),
-        ("1enc-2clf-predominant", dict(shared_encoder=True, head_mode="predominant_first"), 0.598, "1 encoder, classifier 0 on the predominant input"),
+        (
+            "1enc-2clf-random",
+            dict(shared_encoder=True, head_mode="random_assign"),
+            0.687,
+            "1 encoder, 2 randomly assigned classifiers",
+        ),
+        (
+            "1enc-2clf-predominant",
+            dict(shared_encoder=True, head_mode="predominant_first"),
+            0.598,
+            "1 encoder, classifier 0 on the predominant input",
+        ),
     ]:
-        B.add(f"cifar100-wrn28-10-cut-mixmo-{suffix}-b2", dataclasses.replace(cut_b2, **kw),
-              f"Cut-MixMo (b=2), {label}, wrn28-10, cifar100", PaperResult(t34, dict(nll_c=nll_c)))
+        B.add(
+            f"cifar100-wrn28-10-cut-mixmo-{suffix}-b2",
+            dataclasses.replace(cut_b2, **kw),
+            f"Cut-MixMo (b=2), {label}, wrn28-10, cifar100",
+            PaperResult(t34, dict(nll_c=nll_c)),
+        )
     B.row("cifar100", "wrn28-10", "cut-mixmo", 2, t34, dict(nll_c=0.563), CIFAR)
 
     # Table 3.2: CIFAR-100-C robustness (only the cells the thesis text makes certain).
     t32 = "Table 3.2 (CIFAR-100-C, WRN-28-10, NLL without TS)"
     augmix = dict(augmix=True)
-    B.add("cifar100-wrn28-10-vanilla-augmix", dataclasses.replace(_variant(CIFAR, "vanilla", 1), **augmix),
-          "Vanilla + AugMix, wrn28-10, cifar100 (evaluated on CIFAR-100-C)",
-          PaperResult(t32, dict(c_top1=67.8, c_top5=87.5, c_nll=1.38)))
+    B.add(
+        "cifar100-wrn28-10-vanilla-augmix",
+        dataclasses.replace(_variant(CIFAR, "vanilla", 1), **augmix),
+        "Vanilla + AugMix, wrn28-10, cifar100 (evaluated on CIFAR-100-C)",
+        PaperResult(t32, dict(c_top1=67.8, c_top5=87.5, c_nll=1.38)),
+    )
     B.row("cifar100", "wrn28-10", "vanilla", 1, t32, dict(c_top1=52.2, c_top5=73.7, c_nll=2.50), CIFAR)
     B.row("cifar100", "wrn28-10", "cutmix", 1, t32, dict(c_top1=51.93, c_top5=72.03, c_nll=2.13), CIFAR)
-    B.add("cifar100-wrn28-10-cut-mixmo-augmix-b4", dataclasses.replace(_variant(CIFAR, "cut-mixmo", 4), **augmix),
-          "Cut-MixMo + AugMix (b=4), wrn28-10, cifar100 (evaluated on CIFAR-100-C)",
-          PaperResult(t32, dict(c_top1=71.1, c_top5=89.5, c_nll=1.16)))
+    B.add(
+        "cifar100-wrn28-10-cut-mixmo-augmix-b4",
+        dataclasses.replace(_variant(CIFAR, "cut-mixmo", 4), **augmix),
+        "Cut-MixMo + AugMix (b=4), wrn28-10, cifar100 (evaluated on CIFAR-100-C)",
+        PaperResult(t32, dict(c_top1=71.1, c_top5=89.5, c_nll=1.16)),
+    )
 
     # Built-in data: the reduced reproduction every machine can run (no paper number to compare with).
     # Larger steps than CIFAR (base_lr 0.4: lr 0.2 / b) so that a CPU run takes off within a couple of minutes.
     digits = dataclasses.replace(
-        CIFAR, dataset="digits", model="wrn16-1", epochs=20, batch_size=64, crop_padding=2, hflip=False,
-        base_lr=0.4, milestones=(12, 17),
+        CIFAR,
+        dataset="digits",
+        model="wrn16-1",
+        epochs=20,
+        batch_size=64,
+        crop_padding=2,
+        hflip=False,
+        base_lr=0.4,
+        milestones=(12, 17),
     )
     for variant, b in [("vanilla", 1), ("cutmix", 1), ("mimo", 2), ("linear-mixmo", 2), ("cut-mixmo", 2)]:
         B.row("digits", "wrn16-1", variant, b, "", {}, digits)

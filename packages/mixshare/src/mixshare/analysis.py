@@ -90,9 +90,13 @@ def write_plot(report: dict[str, Any], path: Path, title: str = "") -> Path:
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     share = report.get("share_rate")
-    head_title = "classifier feature influence ||W_d_i[:, c]||_1" + (f"  (share rate {share:.1f}%)" if share is not None else "")
+    head_title = "classifier feature influence ||W_d_i[:, c]||_1" + (
+        f"  (share rate {share:.1f}%)" if share is not None else ""
+    )
     enc_share = report.get("encoder_share_rate")
-    enc_title = "encoder channel influence ||W_c_i[c]||_1" + (f"  (share rate {enc_share:.1f}%)" if enc_share is not None else "")
+    enc_title = "encoder channel influence ||W_c_i[c]||_1" + (
+        f"  (share rate {enc_share:.1f}%)" if enc_share is not None else ""
+    )
     draw.text((10, 6), title, fill=(0, 0, 0))
     for i in range(report["num_members"]):
         draw.rectangle([10 + 110 * i, 24, 20 + 110 * i, 34], fill=COLOURS[i % len(COLOURS)])

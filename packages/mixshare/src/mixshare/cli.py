@@ -56,9 +56,13 @@ def train(
     model: Annotated[str | None, Opt(help="Backbone, e.g. wrn28-2, wrn28-5, wrn16-1.")] = None,
     members: Annotated[int | None, Opt("--members", "-M", help="Number of inputs/subnetworks M.")] = None,
     unmix: Annotated[str | None, Opt(help="Unmixing: none, full, partial, fadeout.")] = None,
-    unmix_fraction: Annotated[float | None, Opt(help="Partial unmixing: fraction of the final channels unmixed.")] = None,
+    unmix_fraction: Annotated[
+        float | None, Opt(help="Partial unmixing: fraction of the final channels unmixed.")
+    ] = None,
     fadeout_epochs: Annotated[float | None, Opt(help="Fadeout unmixing: epochs until the heads pool normally.")] = None,
-    encoder_init: Annotated[str | None, Opt(help="Encoder alignment at init: independent, identical, colinear.")] = None,
+    encoder_init: Annotated[
+        str | None, Opt(help="Encoder alignment at init: independent, identical, colinear.")
+    ] = None,
     binary_prob: Annotated[float | None, Opt("--binary-prob", "-p", help="Probability p of CutMix mixing.")] = None,
     weight_root: Annotated[float | None, Opt("--weight-root", "-r", help="Root r of w_r (1: raw ratios).")] = None,
     batch_repetitions: Annotated[int | None, Opt("--batch-repetitions", "-b", help="Batch repetition b.")] = None,
@@ -66,17 +70,43 @@ def train(
     set_: Annotated[list[str] | None, Opt("--set", help="Any config field, e.g. --set unmix_normalize=true.")] = None,
 ) -> None:
     """Train a MixShare network (default: the fadeout recipe for --dataset; 'digits' when none is given)."""
-    overrides = common.merge_options(dict(
-        dataset=dataset, epochs=epochs, batch_size=batch_size, seed=seed, model=model, num_members=members,
-        unmix=unmix, unmix_fraction=unmix_fraction, fadeout_epochs=fadeout_epochs, encoder_init=encoder_init,
-        binary_prob=binary_prob, weight_root=weight_root, batch_repetitions=batch_repetitions,
-        input_repetition=input_repetition), set_)
+    overrides = common.merge_options(
+        dict(
+            dataset=dataset,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            model=model,
+            num_members=members,
+            unmix=unmix,
+            unmix_fraction=unmix_fraction,
+            fadeout_epochs=fadeout_epochs,
+            encoder_init=encoder_init,
+            binary_prob=binary_prob,
+            weight_root=weight_root,
+            batch_repetitions=batch_repetitions,
+            input_repetition=input_repetition,
+        ),
+        set_,
+    )
     summary = common.train_from_cli(
-        package="mixshare", config_cls=MixShareConfig, book=BOOK,
+        package="mixshare",
+        config_cls=MixShareConfig,
+        book=BOOK,
         make_method=lambda config: MixShareMethod(config, data_root=data_root, download=download),
-        recipe=recipe, overrides=overrides, resume=resume, out=out, device=device, amp=amp, compile=compile,
-        channels_last=channels_last, sync_bn=sync_bn, eval_every=eval_every, checkpoint_every=checkpoint_every,
-        stop_after_steps=stop_after_steps, progress=progress,
+        recipe=recipe,
+        overrides=overrides,
+        resume=resume,
+        out=out,
+        device=device,
+        amp=amp,
+        compile=compile,
+        channels_last=channels_last,
+        sync_bn=sync_bn,
+        eval_every=eval_every,
+        checkpoint_every=checkpoint_every,
+        stop_after_steps=stop_after_steps,
+        progress=progress,
     )
     common.print_summary(summary, keys=("top1", "top1_individual", "share_rate", "nll", "ece"))
     raise typer.Exit(common.exit_code_for(summary))
@@ -90,13 +120,22 @@ def evaluate(
     device: common.Device = "auto",
     amp: common.Amp = "off",
     batch_size: Annotated[int, Opt(help="Evaluation batch size.")] = 500,
-    cifar100c: Annotated[bool, Opt(help="Also report CIFAR-100-C (CIFAR-100 models, when the data is present).")] = False,
+    cifar100c: Annotated[
+        bool, Opt(help="Also report CIFAR-100-C (CIFAR-100 models, when the data is present).")
+    ] = False,
     json_out: Annotated[Path | None, Opt("--json", help="Also write the metrics to this JSON file.")] = None,
 ) -> None:
     """Ensemble and individual accuracy, the classifier share rate, NLL, ECE (calibrated too), diversity."""
     report = evaluate_checkpoints(
-        checkpoint, method="mixshare", config_cls=MixShareConfig, build=build_network,
-        data_root=data_root, device=device, amp=amp, batch_size=batch_size, cifar100c=cifar100c,
+        checkpoint,
+        method="mixshare",
+        config_cls=MixShareConfig,
+        build=build_network,
+        data_root=data_root,
+        device=device,
+        amp=amp,
+        batch_size=batch_size,
+        cifar100c=cifar100c,
     )
     if len(checkpoint) == 1:
         model, _ = _load(checkpoint[0], torch.device("cpu"))
@@ -133,12 +172,19 @@ def recipes(
 @common.handle_errors
 def analyze(
     checkpoint: Annotated[Path, Opt("--checkpoint", "-c", help="A checkpoint of `mixshare train`.")],
-    out: Annotated[Path | None, Opt(help="Directory for analysis.json and analysis.png (default: next to the checkpoint).")] = None,
+    out: Annotated[
+        Path | None, Opt(help="Directory for analysis.json and analysis.png (default: next to the checkpoint).")
+    ] = None,
 ) -> None:
     """Which encoder channels and penultimate features each subnetwork uses, share rates, active filters (§3.4.1)."""
     model, config = _load(checkpoint, torch.device("cpu"))
-    report = {"checkpoint": str(checkpoint), "model": config.model, "unmix": config.unmix,
-              "encoder_init": config.encoder_init, **analyze_network(model)}
+    report = {
+        "checkpoint": str(checkpoint),
+        "model": config.model,
+        "unmix": config.unmix,
+        "encoder_init": config.encoder_init,
+        **analyze_network(model),
+    }
     out = out if out is not None else checkpoint.parent.parent / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     (out / "analysis.json").write_text(json.dumps(report, indent=2) + "\n")

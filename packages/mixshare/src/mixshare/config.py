@@ -39,7 +39,9 @@ class MixShareConfig(MultiInputConfig):
 
     def validate(self) -> MixShareConfig:
         super().validate()
-        need(self.block in BINARY_KINDS, f"block must be a binary block ({', '.join(BINARY_KINDS)}), not {self.block!r}")
+        need(
+            self.block in BINARY_KINDS, f"block must be a binary block ({', '.join(BINARY_KINDS)}), not {self.block!r}"
+        )
         low, high = self.colinear_scale_range
         need(0 < low <= high, f"colinear_scale_range must satisfy 0 < low <= high, not {self.colinear_scale_range}")
         need(self.unmix in UNMIX_MODES, f"unmix must be one of {', '.join(UNMIX_MODES)}, not {self.unmix!r}")

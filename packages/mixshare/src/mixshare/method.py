@@ -30,8 +30,9 @@ def unmix_settings(config: MixShareConfig, progress: TrainProgress) -> tuple[flo
         return 1.0, 0.0
     if config.unmix == "partial":
         return config.unmix_fraction, 0.0
-    rho = fadeout_rho(progress.epoch, progress.step, progress.steps_per_epoch, config.fadeout_epochs,
-                      config.fadeout_granularity)
+    rho = fadeout_rho(
+        progress.epoch, progress.step, progress.steps_per_epoch, config.fadeout_epochs, config.fadeout_granularity
+    )
     return (1.0, rho) if rho < 1.0 else None
 
 
@@ -45,7 +46,9 @@ class MixShareMethod(MultiInputMethod):
         B = x.shape[0]
         p = binary_prob_schedule(cfg.binary_prob, progress.epoch + 1, progress.epochs, cfg.binary_prob_decay_start)
         plan = sample_mixing(
-            B, M, *self.grid,
+            B,
+            M,
+            *self.grid,
             alpha=cfg.alpha,
             binary_prob=p,
             block=cfg.block,
@@ -60,8 +63,9 @@ class MixShareMethod(MultiInputMethod):
         logs: dict[str, torch.Tensor] = {"binary": plan.binary_samples.float().mean()}
         if settings is not None:
             fraction, rho = settings
-            pool_fn = UnmixPool(masks, fraction=fraction, rho=rho, normalize=cfg.unmix_normalize,
-                                downsample=cfg.mask_downsample)
+            pool_fn = UnmixPool(
+                masks, fraction=fraction, rho=rho, normalize=cfg.unmix_normalize, downsample=cfg.mask_downsample
+            )
             logs["unmix_rho"] = kappa.new_tensor(rho)
         logits = self.forward_module(x, masks, scale_by_M=cfg.scale_by_M, pool_fn=pool_fn)  # (B, M, K)
         loss = weighted_head_loss(logits.float(), targets, reweight(kappa, cfg.weight_root))

@@ -20,8 +20,17 @@ TABLE = "Table 3.6 (CIFAR-100, b=2, mean ± std over 3 seeds)"
 
 #: row key -> (label, config fields), spec §5.7.
 ROWS: dict[str, tuple[str, dict]] = {
-    "mixmo": ("MixMo", dict(encoder_init="independent", unmix="none", binary_prob=0.5,
-                            binary_prob_decay_start=11 / 12, input_repetition=0.0, weight_root=3.0)),
+    "mixmo": (
+        "MixMo",
+        dict(
+            encoder_init="independent",
+            unmix="none",
+            binary_prob=0.5,
+            binary_prob_decay_start=11 / 12,
+            input_repetition=0.0,
+            weight_root=3.0,
+        ),
+    ),
     "unmix": ("MixMo + Unmix", dict(encoder_init="independent", unmix="full")),
     "unmix-kernel-init": ("MixMo + Unmix + kernel init.", dict(encoder_init="identical", unmix="full")),
     "mixshare-partial": ("MixShare (partial, 25% features)", dict(unmix="partial", unmix_fraction=0.25)),
@@ -57,7 +66,13 @@ CIFAR = MixShareConfig()
 # epoch 10 (the thesis's 75/150/225 of 300, scaled, would cut the LR at epoch 5, before training takes off);
 # the fadeout keeps the thesis's proportion (100 of 300 epochs).
 DIGITS = dataclasses.replace(
-    CIFAR, dataset="digits", model="wrn16-1", epochs=20, crop_padding=2, hflip=False, base_lr=0.4,
+    CIFAR,
+    dataset="digits",
+    model="wrn16-1",
+    epochs=20,
+    crop_padding=2,
+    hflip=False,
+    base_lr=0.4,
     milestones=(10, 14, 17),
 )
 DIGITS_FADEOUT_EPOCHS = 7.0
@@ -69,14 +84,18 @@ def _build() -> dict[str, Recipe]:
         for row, (label, fields) in ROWS.items():
             name = f"cifar100-{model}-{row}"
             config = dataclasses.replace(CIFAR, model=model, **fields).validate()
-            recipes[name] = Recipe(name, config, f"{label}, {model}, cifar100",
-                                   (PaperResult(TABLE, PAPER[(model, row)]),))
+            recipes[name] = Recipe(
+                name, config, f"{label}, {model}, cifar100", (PaperResult(TABLE, PAPER[(model, row)]),)
+            )
     for row, (label, fields) in ROWS.items():
         if row == "mixshare-fadeout":
             fields = dict(fields, fadeout_epochs=DIGITS_FADEOUT_EPOCHS)
         name = f"digits-wrn16-1-{row}"
-        recipes[name] = Recipe(name, dataclasses.replace(DIGITS, **fields).validate(),
-                               f"{label}, wrn16-1, digits (reduced; no paper number)")
+        recipes[name] = Recipe(
+            name,
+            dataclasses.replace(DIGITS, **fields).validate(),
+            f"{label}, wrn16-1, digits (reduced; no paper number)",
+        )
     return recipes
 
 

@@ -39,7 +39,9 @@ def downsample_masks(masks: Tensor, size: tuple[int, int], mode: str = "area") -
     return down.view(B, M, 1, *size)
 
 
-def fadeout_rho(epoch: int, step: int, steps_per_epoch: int, fadeout_epochs: float, granularity: str = "epoch") -> float:
+def fadeout_rho(
+    epoch: int, step: int, steps_per_epoch: int, fadeout_epochs: float, granularity: str = "epoch"
+) -> float:
     """rho = min(1, e / fadeout_epochs), e = completed epochs (``epoch``, 0-based current epoch) or, per step,
     the fractional epochs ``step / steps_per_epoch`` (spec §5.4, §9 B8)."""
     if granularity == "epoch":
@@ -72,7 +74,9 @@ def unmix_pool(
     B, D, h, w = feature_map.shape
     M = head_masks.shape[1]
     if head_masks.shape != (B, M, 1, h, w):
-        raise ConfigError(f"unmixing masks {tuple(head_masks.shape)} do not fit the final map {tuple(feature_map.shape)}")
+        raise ConfigError(
+            f"unmixing masks {tuple(head_masks.shape)} do not fit the final map {tuple(feature_map.shape)}"
+        )
     k = math.floor(fraction * D)
     gap = feature_map.mean(dim=(2, 3))  # (B, D)
     shared = gap[:, None, k:].expand(B, M, D - k)

@@ -26,8 +26,12 @@ def smooth_labels(one_hot: torch.Tensor, smoothing: float) -> torch.Tensor:
     return one_hot * (1.0 - smoothing) + smoothing / one_hot.shape[-1]
 
 
-def random_erasing(x: torch.Tensor, prob: float = 0.25, scale: tuple[float, float] = (0.02, 1 / 3),
-                   ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+def random_erasing(
+    x: torch.Tensor,
+    prob: float = 0.25,
+    scale: tuple[float, float] = (0.02, 1 / 3),
+    ratio: tuple[float, float] = (0.3, 3.3),
+) -> torch.Tensor:
     """RandErase (Zhong et al. 2020) in timm's "pixel" mode, batched: per image with probability ``prob``, a box
     of area share U(scale) and log-uniform aspect ratio (the first of 10 tries that fits) is filled with N(0, 1)
     noise. Works on normalised float images; draws from the global RNG like every training-time op here."""
@@ -51,13 +55,23 @@ def random_erasing(x: torch.Tensor, prob: float = 0.25, scale: tuple[float, floa
     ys = torch.arange(height, device=device)
     xs = torch.arange(width, device=device)
     inside = ((ys[None, :] >= top[:, None]) & (ys[None, :] < (top + h)[:, None]))[:, :, None] & (
-        (xs[None, :] >= left[:, None]) & (xs[None, :] < (left + w)[:, None]))[:, None, :]
+        (xs[None, :] >= left[:, None]) & (xs[None, :] < (left + w)[:, None])
+    )[:, None, :]
     erase = (inside & apply[:, None, None]).unsqueeze(1)
     return torch.where(erase, torch.randn_like(x), x)
 
 
-def msda_mask(n: int, height: int, width: int, *, kind: str, cutmix_alpha: float, mixup_alpha: float,
-              soft_mask: str = "complementary", device: torch.device | str | None = None) -> torch.Tensor:
+def msda_mask(
+    n: int,
+    height: int,
+    width: int,
+    *,
+    kind: str,
+    cutmix_alpha: float,
+    mixup_alpha: float,
+    soft_mask: str = "complementary",
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """The weight m (n, 1, H, W) in [0, 1] of each image against its partner, x~ = m x + (1 - m) x_partner.
 
     ``simultaneous``: m = lambda_m outside a CutMix box and 1 - lambda_m inside (``box_only``: 1 outside), so
@@ -93,9 +107,16 @@ def soft_box_mask(box: torch.Tensor, lam_m: torch.Tensor, soft_mask: str = "comp
     return torch.where(box.bool(), 1.0 - lam_m, outside)
 
 
-def apply_msda(x: torch.Tensor, targets: torch.Tensor, partner_x: torch.Tensor, partner_targets: torch.Tensor,
-               mask: torch.Tensor, *, visible: torch.Tensor | None = None,
-               primary_dominant: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def apply_msda(
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    partner_x: torch.Tensor,
+    partner_targets: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    visible: torch.Tensor | None = None,
+    primary_dominant: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mix images (n, C, H, W) with their partners under ``mask`` (n, 1, H, W); return images, targets, lambda.
 
     lambda is the image's share: over the whole image, or, with ``visible`` (n, 1, h|1, w|1, the token mask of

@@ -24,13 +24,21 @@ BASELINE_INFERENCE: tuple[str, ...] = ("sum", "separate")
 class MultiEncoderViT(MultiHeadMIMO):
     """M patch embeddings, one shared transformer core, M heads; ``inference`` picks sum or separate passes."""
 
-    def __init__(self, backbone: VisionTransformer, num_members: int, *, encoder_init: str = "independent",
-                 inference: str = "sum", scale_by_M: bool = True) -> None:
+    def __init__(
+        self,
+        backbone: VisionTransformer,
+        num_members: int,
+        *,
+        encoder_init: str = "independent",
+        inference: str = "sum",
+        scale_by_M: bool = True,
+    ) -> None:
         if not isinstance(backbone, VisionTransformer):
             raise ConfigError(f"the multi-encoder baseline needs a vision transformer, got {type(backbone).__name__}")
         if inference not in BASELINE_INFERENCE:
-            raise ConfigError(f"the naive MIMO/MixMo transformers infer by {' or '.join(BASELINE_INFERENCE)}, "
-                              f"not {inference!r}")
+            raise ConfigError(
+                f"the naive MIMO/MixMo transformers infer by {' or '.join(BASELINE_INFERENCE)}, not {inference!r}"
+            )
         super().__init__(backbone, num_members, encoder_init=encoder_init)
         self.inference = inference
         self.scale_by_M = scale_by_M

@@ -46,33 +46,68 @@ def train(
     checkpoint_every: common.CheckpointEvery = 0,
     stop_after_steps: common.StopAfterSteps = None,
     progress: common.Progress = True,
-    model: Annotated[str | None, Opt(help="Backbone: convit5-384, cait-xxs24, cait-xs24, convit{L}-{d}, cait{L}-{d}.")] = None,
-    members: Annotated[int | None, Opt("--members", "-M", help="Number of inputs/subnetworks M (1: the plain ViT).")] = None,
+    model: Annotated[
+        str | None, Opt(help="Backbone: convit5-384, cait-xxs24, cait-xs24, convit{L}-{d}, cait{L}-{d}.")
+    ] = None,
+    members: Annotated[
+        int | None, Opt("--members", "-M", help="Number of inputs/subnetworks M (1: the plain ViT).")
+    ] = None,
     attribution: Annotated[str | None, Opt(help="Source attribution: embedding, encoding, none.")] = None,
-    attribution_layer: Annotated[str | None, Opt(help="Where: late (after the last SA block), early, or a block index.")] = None,
-    inference: Annotated[str | None, Opt(help="separate, sum, alternating, single (multi_encoder: sum, separate).")] = None,
+    attribution_layer: Annotated[
+        str | None, Opt(help="Where: late (after the last SA block), early, or a block index.")
+    ] = None,
+    inference: Annotated[
+        str | None, Opt(help="separate, sum, alternating, single (multi_encoder: sum, separate).")
+    ] = None,
     input_mixing: Annotated[str | None, Opt(help="binarized_cutmix or all_tokens.")] = None,
     network: Annotated[str | None, Opt(help="mixvit, or multi_encoder for the naive MIMO/MixMo transformers.")] = None,
     mix_alpha: Annotated[float | None, Opt(help="alpha of the token-mask ratio Beta(alpha, alpha).")] = None,
     msda: Annotated[str | None, Opt(help="Pixel MSDA: simultaneous, alternate, none.")] = None,
     batch_repetitions: Annotated[int | None, Opt("--batch-repetitions", "-b", help="Batch augmentations b.")] = None,
-    set_: Annotated[list[str] | None, Opt("--set", help="Any config field, e.g. --set tie_break=per_patch_coin.")] = None,
+    set_: Annotated[
+        list[str] | None, Opt("--set", help="Any config field, e.g. --set tie_break=per_patch_coin.")
+    ] = None,
 ) -> None:
     """Train MixViT (default: the MixViT-embedding recipe of --dataset; 'digits' when none is given)."""
     layer: int | str | None = attribution_layer
     if attribution_layer is not None and attribution_layer.isdigit():
         layer = int(attribution_layer)
-    overrides = common.merge_options(dict(
-        dataset=dataset, epochs=epochs, batch_size=batch_size, seed=seed, model=model, num_members=members,
-        source_attribution=attribution, attribution_layer=layer, inference=inference, input_mixing=input_mixing,
-        network=network, mix_alpha=mix_alpha, msda=msda, batch_repetitions=batch_repetitions,
-    ), set_)
+    overrides = common.merge_options(
+        dict(
+            dataset=dataset,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            model=model,
+            num_members=members,
+            source_attribution=attribution,
+            attribution_layer=layer,
+            inference=inference,
+            input_mixing=input_mixing,
+            network=network,
+            mix_alpha=mix_alpha,
+            msda=msda,
+            batch_repetitions=batch_repetitions,
+        ),
+        set_,
+    )
     summary = common.train_from_cli(
-        package="mixvit", config_cls=MixViTConfig, book=BOOK,
+        package="mixvit",
+        config_cls=MixViTConfig,
+        book=BOOK,
         make_method=lambda config: MixViTMethod(config, data_root=data_root, download=download),
-        recipe=recipe, overrides=overrides, resume=resume, out=out, device=device, amp=amp, compile=compile,
-        channels_last=channels_last, eval_every=eval_every, checkpoint_every=checkpoint_every,
-        stop_after_steps=stop_after_steps, progress=progress,
+        recipe=recipe,
+        overrides=overrides,
+        resume=resume,
+        out=out,
+        device=device,
+        amp=amp,
+        compile=compile,
+        channels_last=channels_last,
+        eval_every=eval_every,
+        checkpoint_every=checkpoint_every,
+        stop_after_steps=stop_after_steps,
+        progress=progress,
     )
     common.print_summary(summary, keys=("top1", "top1_individual", "nll", "ece"))
     raise typer.Exit(common.exit_code_for(summary))
@@ -97,9 +132,16 @@ def evaluate(
         return build_network(config, num_classes)
 
     report = evaluate_checkpoints(
-        checkpoint, method="mixvit", config_cls=MixViTConfig, build=build, dataset_options=dataset_options,
-        data_root=data_root, device=device,
-        amp=amp, batch_size=batch_size, cifar100c=False,
+        checkpoint,
+        method="mixvit",
+        config_cls=MixViTConfig,
+        build=build,
+        dataset_options=dataset_options,
+        data_root=data_root,
+        device=device,
+        amp=amp,
+        batch_size=batch_size,
+        cifar100c=False,
     )
     if inference is not None:
         report["title"] += f", {inference} inference"
@@ -107,7 +149,7 @@ def evaluate(
 
 
 def _table_label(table: str) -> str:
-    """"Table 4.2a (Tiny ImageNet)" -> "4.2a"."""
+    """ "Table 4.2a (Tiny ImageNet)" -> "4.2a"."""
     return table.split(" (")[0].removeprefix("Table ")
 
 
@@ -122,7 +164,9 @@ def _cell(metrics: dict[str, float], key: str) -> str:
 @common.handle_errors
 def recipes(
     dataset: Annotated[str | None, Opt(help="Only recipes for this dataset.")] = None,
-    table: Annotated[str | None, Opt(help="Only recipes reported in this table, e.g. 4.6, 4.2 (a-d), 4.2a or A.19.")] = None,
+    table: Annotated[
+        str | None, Opt(help="Only recipes reported in this table, e.g. 4.6, 4.2 (a-d), 4.2a or A.19.")
+    ] = None,
     show: Annotated[str | None, Opt(help="Print one recipe's full configuration and paper numbers.")] = None,
 ) -> None:
     """List the named recipes with the numbers the thesis reports for them (mean ± std over 3 seeds)."""
@@ -136,17 +180,26 @@ def recipes(
         if dataset and r.config.dataset != dataset:
             continue
         labels = [_table_label(res.table) for res in r.results]
-        if table and not any(label == table or (label.startswith(table) and label[len(table):].isalpha())
-                             for label in labels):
+        if table and not any(
+            label == table or (label.startswith(table) and label[len(table) :].isalpha()) for label in labels
+        ):
             continue
         tables = ", ".join(labels) or "-"
         metrics = r.results[0].metrics if r.results else {}
         flops = next((res.metrics["flops_x"] for res in r.results if "flops_x" in res.metrics), None)
-        listing.add_row(name, r.description, tables, _cell(metrics, "top1"), _cell(metrics, "top1_individual"),
-                        f"x{flops:g}" if flops is not None else "-")
+        listing.add_row(
+            name,
+            r.description,
+            tables,
+            _cell(metrics, "top1"),
+            _cell(metrics, "top1_individual"),
+            f"x{flops:g}" if flops is not None else "-",
+        )
     common.table_console().print(listing)
-    common.console.print(f"[dim]MixViT's analytic inference overhead (A.7.3): x{overhead(5, 2):.2f} for the 5-block "
-                         f"ConViT, x{overhead(24, 2):.2f} for CaiT-24 (M = 2).[/dim]")
+    common.console.print(
+        f"[dim]MixViT's analytic inference overhead (A.7.3): x{overhead(5, 2):.2f} for the 5-block "
+        f"ConViT, x{overhead(24, 2):.2f} for CaiT-24 (M = 2).[/dim]"
+    )
 
 
 def main() -> None:

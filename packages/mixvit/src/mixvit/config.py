@@ -136,29 +136,45 @@ class MixViTConfig(MultiInputConfig):
         for name, (value, allowed) in choices.items():
             need(value in allowed, f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         schemes = INFERENCE_SCHEMES if self.network == "mixvit" else BASELINE_INFERENCE
-        need(self.inference in schemes, f"a {self.network} network infers by {', '.join(schemes)}, not {self.inference!r}")
-        need(bool(_VIT_NAME.match(self.model)),
-             f"model must be a vision transformer (convit5-384, cait-xxs24, cait-xs24, convit{{L}}-{{d}}, "
-             f"cait{{L}}-{{d}}), not {self.model!r}")
-        need(self.attribution_layer in ("late", "early") or (isinstance(self.attribution_layer, int)
-                                                             and not isinstance(self.attribution_layer, bool)
-                                                             and self.attribution_layer >= 0),
-             f"attribution_layer must be late, early or a block index >= 0, not {self.attribution_layer!r}")
+        need(
+            self.inference in schemes,
+            f"a {self.network} network infers by {', '.join(schemes)}, not {self.inference!r}",
+        )
+        need(
+            bool(_VIT_NAME.match(self.model)),
+            f"model must be a vision transformer (convit5-384, cait-xxs24, cait-xs24, convit{{L}}-{{d}}, "
+            f"cait{{L}}-{{d}}), not {self.model!r}",
+        )
+        need(
+            self.attribution_layer in ("late", "early")
+            or (
+                isinstance(self.attribution_layer, int)
+                and not isinstance(self.attribution_layer, bool)
+                and self.attribution_layer >= 0
+            ),
+            f"attribution_layer must be late, early or a block index >= 0, not {self.attribution_layer!r}",
+        )
         need(self.mix_alpha > 0, f"mix_alpha must be positive, not {self.mix_alpha}")
         need(0.0 < self.whole_input_start <= 1.0, f"whole_input_start must be in (0, 1], not {self.whole_input_start}")
         need(0.0 <= self.whole_input_pmax <= 1.0, f"whole_input_pmax must be in [0, 1], not {self.whole_input_pmax}")
-        need(0 <= self.single_index < self.num_members,
-             f"single_index must name a subnetwork in 0..{self.num_members - 1}, not {self.single_index}")
+        need(
+            0 <= self.single_index < self.num_members,
+            f"single_index must name a subnetwork in 0..{self.num_members - 1}, not {self.single_index}",
+        )
         need(0.0 <= self.label_smoothing < 1.0, f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
         need(0.0 <= self.random_erasing <= 1.0, f"random_erasing must be in [0, 1], not {self.random_erasing}")
-        need(self.msda == "none" or (self.cutmix_alpha > 0 and self.mixup_alpha > 0),
-             "cutmix_alpha and mixup_alpha must be positive (turn the MSDA off with msda=none)")
+        need(
+            self.msda == "none" or (self.cutmix_alpha > 0 and self.mixup_alpha > 0),
+            "cutmix_alpha and mixup_alpha must be positive (turn the MSDA off with msda=none)",
+        )
         need(self.patch_size >= 1, f"patch_size must be positive, not {self.patch_size}")
         need(self.data_workers >= 0, f"data_workers must be >= 0, not {self.data_workers}")
         need(self.image_size >= 0, f"image_size must be >= 0 (0: the dataset's own), not {self.image_size}")
         need(0.0 <= self.drop_path_rate < 1.0, f"drop_path_rate must be in [0, 1), not {self.drop_path_rate}")
         need(0.0 <= self.warmup_frac < 1.0, f"warmup_frac must be in [0, 1), not {self.warmup_frac}")
         need(self.warmup_lr > 0, f"warmup_lr must be positive, not {self.warmup_lr}")
-        need(self.network == "mixvit" or self.input_mixing == "binarized_cutmix",
-             "input_mixing=all_tokens is a MixViT ablation; the multi_encoder baselines mix with MixMo's block")
+        need(
+            self.network == "mixvit" or self.input_mixing == "binarized_cutmix",
+            "input_mixing=all_tokens is a MixViT ablation; the multi_encoder baselines mix with MixMo's block",
+        )
         return self

@@ -34,8 +34,9 @@ def overhead(L: int, M: int, *, tight: bool = True) -> float:
     return (L + 2 * M) / (L + 2)
 
 
-def inference_cost_ratio(L: int, num_tokens: int, dim: int, M: int, *, split: int | None = None,
-                         encoding: bool = False, head_depth: int = 2) -> float:
+def inference_cost_ratio(
+    L: int, num_tokens: int, dim: int, M: int, *, split: int | None = None, encoding: bool = False, head_depth: int = 2
+) -> float:
     """Operation count of separate inference over the backbone's, from :func:`sa_ops` and :func:`ca_ops`.
 
     The trunk runs once up to ``split`` (default L, late attribution) and M times after it, the head blocks M

@@ -11,8 +11,9 @@ import torch
 from mixlab.mixing import reweight
 
 
-def head_weights(lam: torch.Tensor, *, weighting: str = "lambda", total: str = "one", root: float = 1.0,
-                 whole: bool = False) -> torch.Tensor:
+def head_weights(
+    lam: torch.Tensor, *, weighting: str = "lambda", total: str = "one", root: float = 1.0, whole: bool = False
+) -> torch.Tensor:
     """Weights (B, M) from the token shares ``lam`` (B, M) (rows summing to 1).
 
     ``weighting``: ``lambda`` (Eq. 4.4), ``mixmo_root`` (w_r(lambda) / M with root ``root``) or ``uniform``

@@ -98,14 +98,16 @@ def binarized_cutmix(
     tie_shape = (batch, 1, 1) if tie_break == "per_sample_coin" else (batch, h, w)
     in_box = snap_to_patches(box.to(device), patch, _coin(tie_shape, device, generator))  # (B, h, w)
 
-    source = torch.where(in_box, owner.view(batch, 1, 1), _other_inputs(kappa, owner, h * w, generator)
-                         .view(batch, h, w))
+    source = torch.where(
+        in_box, owner.view(batch, 1, 1), _other_inputs(kappa, owner, h * w, generator).view(batch, h, w)
+    )
     masks = F.one_hot(source, M).permute(0, 3, 1, 2).float()
     return TokenMasks(masks, masks.mean(dim=(2, 3)), owner=owner.clone())
 
 
-def _other_inputs(kappa: torch.Tensor, owner: torch.Tensor, num_tokens: int,
-                  generator: torch.Generator | None) -> torch.Tensor:
+def _other_inputs(
+    kappa: torch.Tensor, owner: torch.Tensor, num_tokens: int, generator: torch.Generator | None
+) -> torch.Tensor:
     """(B, n) input of every token outside the box: the other input when M = 2; for M > 2 input i != owner with
     probability kappa_i / (1 - kappa_owner) (multinomial never picks the zero-probability owner)."""
     batch, M = kappa.shape
@@ -119,8 +121,14 @@ def _other_inputs(kappa: torch.Tensor, owner: torch.Tensor, num_tokens: int,
     return torch.multinomial(rest.to(where), num_tokens, replacement=True, generator=generator).to(kappa.device)
 
 
-def whole_input(batch: int, num_members: int, grid: tuple[int, int], *, generator: torch.Generator | None = None,
-                device: torch.device | str | None = None) -> TokenMasks:
+def whole_input(
+    batch: int,
+    num_members: int,
+    grid: tuple[int, int],
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> TokenMasks:
     """Every token of every sample from one input k, k uniform (drawn once for the batch): lam_k = 1."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     where = generator.device if generator is not None else device

@@ -59,31 +59,52 @@ def dataset_options(config: MixViTConfig) -> dict[str, Any]:
 
 def build_network(config: MixViTConfig, num_classes: int) -> MixViT | MultiEncoderViT:
     """The untrained network a config describes, sized for its dataset's images."""
-    options: dict[str, Any] = {"img_size": image_side(config), "patch_size": config.patch_size,
-                               "drop_path_rate": config.drop_path_rate}
+    options: dict[str, Any] = {
+        "img_size": image_side(config),
+        "patch_size": config.patch_size,
+        "drop_path_rate": config.drop_path_rate,
+    }
     if config.model.startswith("convit"):
         options["head_block"] = config.head_block
     elif config.head_block != "ca":
         raise ConfigError(f"head_block={config.head_block!r} applies to the ConViT variant; CaiT has class attention")
     backbone = create_model(config.model, num_classes, **options)
     if config.network == "multi_encoder":
-        return MultiEncoderViT(backbone, config.num_members, encoder_init=config.encoder_init,
-                               inference=config.inference, scale_by_M=config.scale_by_M)
-    return MixViT(backbone, config.num_members, attribution=config.source_attribution,
-                  attribution_layer=config.attribution_layer, inference=config.inference,
-                  alternating_pattern=config.alternating_pattern, single_index=config.single_index)
+        return MultiEncoderViT(
+            backbone,
+            config.num_members,
+            encoder_init=config.encoder_init,
+            inference=config.inference,
+            scale_by_M=config.scale_by_M,
+        )
+    return MixViT(
+        backbone,
+        config.num_members,
+        attribution=config.source_attribution,
+        attribution_layer=config.attribution_layer,
+        inference=config.inference,
+        alternating_pattern=config.alternating_pattern,
+        single_index=config.single_index,
+    )
 
 
 def train_sampler(config: MixViTConfig, num_samples: int, dist: DistInfo) -> EpochBatchSampler:
     """The b batch augmentations: MixMo's batch repetition (b copies in a batch, b times the steps per epoch) or,
     with ``repetition_mode="deit_ra"``, DeiT's repeated augmentation (samples per epoch about N)."""
     kind = RepeatAugSampler if config.repetition_mode == "deit_ra" else BatchRepetitionSampler
-    return kind(num_samples, config.batch_size, repetitions=config.batch_repetitions, seed=config.seed,
-                rank=dist.rank, world_size=dist.world_size)
+    return kind(
+        num_samples,
+        config.batch_size,
+        repetitions=config.batch_repetitions,
+        seed=config.seed,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
 
 
-def paired_indices(index: torch.Tensor, generator: torch.Generator, *, members: int,
-                   input_repetition: float) -> torch.Tensor:
+def paired_indices(
+    index: torch.Tensor, generator: torch.Generator, *, members: int, input_repetition: float
+) -> torch.Tensor:
     """A batch of sampler indices -> the M inputs' dataset indices, row by row (B*M), paired as in memory."""
     return pair_inputs(index, members, input_repetition, generator=generator).reshape(-1)
 
@@ -119,10 +140,13 @@ class MixViTMethod(MultiInputMethod):
         pairing and every crop are seeded per batch (`SeededBatchSampler`), so a resumed run sees the same."""
         cfg = self.config
         if cfg.msda != "none" and cfg.msda_partner == "dataset":
-            raise ConfigError(f"msda_partner=dataset draws partners from images held in memory; {cfg.dataset} is "
-                              "read from files: use msda_partner=batch")
-        dataset = train_set.with_transform(T.random_resized_crop(train_set.side, hflip=cfg.hflip,
-                                                                 autoaugment=cfg.autoaugment))
+            raise ConfigError(
+                f"msda_partner=dataset draws partners from images held in memory; {cfg.dataset} is "
+                "read from files: use msda_partner=batch"
+            )
+        dataset = train_set.with_transform(
+            T.random_resized_crop(train_set.side, hflip=cfg.hflip, autoaugment=cfg.autoaugment)
+        )
         arrange = partial(paired_indices, members=cfg.num_members, input_repetition=cfg.input_repetition)
         keys = SeededBatchSampler(self.sampler, cfg.seed, arrange)
         return FileBatchLoader(dataset, keys, self.runtime.device, workers=cfg.data_workers)
@@ -131,9 +155,15 @@ class MixViTMethod(MultiInputMethod):
         cfg = self.config
         lr = cfg.lr_for(self.runtime.dist.world_size)
         optimizer = adamw(self.model, lr, cfg.weight_decay)
-        scheduler = warmup_step_schedule(optimizer, lr=lr, warmup_lr=cfg.warmup_lr,
-                                         steps_per_epoch=self.steps_per_epoch, warmup_epochs=cfg.warmup,
-                                         milestones=cfg.milestones, gamma=cfg.gamma)
+        scheduler = warmup_step_schedule(
+            optimizer,
+            lr=lr,
+            warmup_lr=cfg.warmup_lr,
+            steps_per_epoch=self.steps_per_epoch,
+            warmup_epochs=cfg.warmup,
+            milestones=cfg.milestones,
+            gamma=cfg.gamma,
+        )
         return optimizer, scheduler
 
     # -- input pipeline ---------------------------------------------------------------------------------------
@@ -172,8 +202,9 @@ class MixViTMethod(MultiInputMethod):
         x = (x.float() / 255 - self.mean) / self.std
         return random_erasing(x, self.config.random_erasing)
 
-    def pixel_msda(self, x: torch.Tensor, targets: torch.Tensor,
-                   visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def pixel_msda(
+        self, x: torch.Tensor, targets: torch.Tensor, visible: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """CutMix + MixUp on all B*M input images at once; ``visible`` (B*M, 1, h|1, w|1) their token masks."""
         cfg = self.config
         shape, n = x.shape, x.shape[0] * x.shape[1]
@@ -181,16 +212,31 @@ class MixViTMethod(MultiInputMethod):
         if cfg.msda_partner == "dataset":  # MixMo's partner: any training image, freshly augmented
             picks = torch.randint(len(self.train_set), (n,))
             partner_x = self.augment(picks)
-            partner_t = smooth_labels(F.one_hot(self.labels[picks.to(self.labels.device)], self.num_classes).float(),
-                                      cfg.label_smoothing)
+            partner_t = smooth_labels(
+                F.one_hot(self.labels[picks.to(self.labels.device)], self.num_classes).float(), cfg.label_smoothing
+            )
         else:
             perm = torch.randperm(n, device=flat_x.device)
             partner_x, partner_t = flat_x[perm], flat_t[perm]
-        mask = msda_mask(n, shape[-2], shape[-1], kind=cfg.msda, cutmix_alpha=cfg.cutmix_alpha,
-                         mixup_alpha=cfg.mixup_alpha, soft_mask=cfg.msda_soft_mask, device=flat_x.device)
-        mixed, mixed_t, lam = apply_msda(flat_x, flat_t, partner_x, partner_t, mask,
-                                         visible=visible if cfg.msda_label_correction else None,
-                                         primary_dominant=cfg.msda_primary_dominant)
+        mask = msda_mask(
+            n,
+            shape[-2],
+            shape[-1],
+            kind=cfg.msda,
+            cutmix_alpha=cfg.cutmix_alpha,
+            mixup_alpha=cfg.mixup_alpha,
+            soft_mask=cfg.msda_soft_mask,
+            device=flat_x.device,
+        )
+        mixed, mixed_t, lam = apply_msda(
+            flat_x,
+            flat_t,
+            partner_x,
+            partner_t,
+            mask,
+            visible=visible if cfg.msda_label_correction else None,
+            primary_dominant=cfg.msda_primary_dominant,
+        )
         return mixed.view(shape), mixed_t.view_as(targets), lam
 
     # -- MixViT's mixing --------------------------------------------------------------------------------------
@@ -203,8 +249,16 @@ class MixViTMethod(MultiInputMethod):
         if cfg.input_mixing == "all_tokens" and M > 1:
             ones = torch.ones(batch, M, *self.grid, device=device)
             return TokenMasks(ones, torch.full((batch, M), 1.0 / M, device=device))
-        return binarized_cutmix(batch, M, self.image_hw, self.model.stem_stride, cfg.mix_alpha,
-                                box_owner=cfg.box_owner, tie_break=cfg.tie_break, device=device)
+        return binarized_cutmix(
+            batch,
+            M,
+            self.image_hw,
+            self.model.stem_stride,
+            cfg.mix_alpha,
+            box_owner=cfg.box_owner,
+            tie_break=cfg.tie_break,
+            device=device,
+        )
 
     def train_step(self, batch: Any, progress: TrainProgress) -> StepOutput:
         x, one_hot = self.sample_inputs(batch)  # (B, M, 3, H, W), (B, M, K)
@@ -223,8 +277,13 @@ class MixViTMethod(MultiInputMethod):
             logs["msda_lambda"] = lam.mean()
         concat = cfg.input_mixing == "all_tokens" and not mixing.whole and M > 1
         logits = self.forward_module(x, masks.to(x.dtype), concat=concat)  # (B, M, K)
-        weights = head_weights(mixing.lam, weighting="uniform" if concat else cfg.loss_weighting,
-                               total=cfg.loss_weight_sum, root=cfg.weight_root, whole=mixing.whole)
+        weights = head_weights(
+            mixing.lam,
+            weighting="uniform" if concat else cfg.loss_weighting,
+            total=cfg.loss_weight_sum,
+            root=cfg.weight_root,
+            whole=mixing.whole,
+        )
         loss = weighted_head_loss(logits.float(), targets, weights)
         return StepOutput(loss=loss, num_images=B * M, logs=logs)
 
@@ -233,9 +292,18 @@ class MixViTMethod(MultiInputMethod):
         """MixMo's step on the token grid: linear or CutMix mixing of M embeddings (x M), w_r-weighted heads."""
         cfg, (B, M) = self.config, x.shape[:2]
         p = binary_prob_schedule(cfg.binary_prob, progress.epoch + 1, progress.epochs, cfg.binary_prob_decay_start)
-        plan = sample_mixing(B, M, *self.grid, alpha=cfg.alpha, binary_prob=p, block=cfg.block, box=cfg.cutmix_box,
-                             role_swap_level=cfg.role_swap_level, binary_choice_level=cfg.binary_choice_level,
-                             device=x.device)
+        plan = sample_mixing(
+            B,
+            M,
+            *self.grid,
+            alpha=cfg.alpha,
+            binary_prob=p,
+            block=cfg.block,
+            box=cfg.cutmix_box,
+            role_swap_level=cfg.role_swap_level,
+            binary_choice_level=cfg.binary_choice_level,
+            device=x.device,
+        )
         masks = plan.masks.to(x.dtype)
         logs: dict[str, torch.Tensor] = {"binary": plan.binary_samples.float().mean()}
         if cfg.msda != "none":

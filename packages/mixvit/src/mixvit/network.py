@@ -38,8 +38,9 @@ def split_index(attribution_layer: int | str, depth: int) -> int:
     if isinstance(attribution_layer, bool) or not isinstance(attribution_layer, int):
         raise ConfigError(f"attribution_layer must be 'late', 'early' or a block index, got {attribution_layer!r}")
     if not 0 <= attribution_layer <= depth:
-        raise ConfigError(f"attribution_layer must lie in 0..{depth} for a trunk of {depth} blocks, "
-                          f"got {attribution_layer}")
+        raise ConfigError(
+            f"attribution_layer must lie in 0..{depth} for a trunk of {depth} blocks, got {attribution_layer}"
+        )
     return attribution_layer
 
 
@@ -66,7 +67,9 @@ class MixViT(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(backbone, VisionTransformer):
-            raise ConfigError(f"MixViT needs a vision transformer backbone (convit*, cait*), got {type(backbone).__name__}")
+            raise ConfigError(
+                f"MixViT needs a vision transformer backbone (convit*, cait*), got {type(backbone).__name__}"
+            )
         if num_members < 1:
             raise ConfigError(f"the number of subnetworks M must be at least 1, got {num_members}")
         if inference not in INFERENCE_SCHEMES:
@@ -133,8 +136,10 @@ class MixViT(nn.Module):
         """x (B, M, 3, H, W), masks (B, M, h, w) partitioning the grid -> logits (B, M, K)."""
         vit, M = self.vit, self.num_members
         if x.dim() != 5 or x.shape[1] != M or masks.shape[:2] != x.shape[:2]:
-            raise ValueError(f"forward_train expects x (B, M={M}, 3, H, W) and masks (B, M, h, w); got "
-                             f"{tuple(x.shape)} and {tuple(masks.shape)}")
+            raise ValueError(
+                f"forward_train expects x (B, M={M}, 3, H, W) and masks (B, M, h, w); got "
+                f"{tuple(x.shape)} and {tuple(masks.shape)}"
+            )
         B = x.shape[0]
         if concat:
             # "All tokens": no compression, the M token sets side by side; set i is attributed to source i.

@@ -40,23 +40,45 @@ def adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
 
-def warmup_step_factor(step: int, *, steps_per_epoch: int, warmup_epochs: float, milestones: Sequence[int],
-                       gamma: float, start_factor: float) -> float:
+def warmup_step_factor(
+    step: int,
+    *,
+    steps_per_epoch: int,
+    warmup_epochs: float,
+    milestones: Sequence[int],
+    gamma: float,
+    start_factor: float,
+) -> float:
     """LR multiplier at 0-based step ``step``: ``start_factor`` -> 1 linearly over the warm-up steps, then
     ``gamma ** (#milestones passed)`` (a milestone m applies after m completed epochs)."""
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))
     if step < warmup_steps:
         return start_factor + (1.0 - start_factor) * step / warmup_steps
-    return warmup_multistep_factor(step, steps_per_epoch=steps_per_epoch, warmup_epochs=0, milestones=milestones,
-                                   gamma=gamma)
+    return warmup_multistep_factor(
+        step, steps_per_epoch=steps_per_epoch, warmup_epochs=0, milestones=milestones, gamma=gamma
+    )
 
 
-def warmup_step_schedule(optimizer: torch.optim.Optimizer, *, lr: float, warmup_lr: float, steps_per_epoch: int,
-                         warmup_epochs: float, milestones: Sequence[int], gamma: float) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_step_schedule(
+    optimizer: torch.optim.Optimizer,
+    *,
+    lr: float,
+    warmup_lr: float,
+    steps_per_epoch: int,
+    warmup_epochs: float,
+    milestones: Sequence[int],
+    gamma: float,
+) -> torch.optim.lr_scheduler.LambdaLR:
     """The schedule as a per-step LambdaLR (exact under resume: it is a function of the step alone)."""
     start = min(1.0, warmup_lr / lr)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: warmup_step_factor(s, steps_per_epoch=steps_per_epoch, warmup_epochs=warmup_epochs,
-                                     milestones=milestones, gamma=gamma, start_factor=start),
+        lambda s: warmup_step_factor(
+            s,
+            steps_per_epoch=steps_per_epoch,
+            warmup_epochs=warmup_epochs,
+            milestones=milestones,
+            gamma=gamma,
+            start_factor=start,
+        ),
     )

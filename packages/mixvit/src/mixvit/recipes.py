@@ -28,17 +28,36 @@ TINYIMAGENET = dataclasses.replace(CIFAR100, dataset="tinyimagenet", patch_size=
 # ImageNet-100 (Tian et al. 2020, the CMC class list): patch 16 on 224 px, ImageNet AutoAugment policy, wd 0.1,
 # base batch "1048" read as 1024, run on 4 GPUs (255 rows per process). The images are cropped by
 # RandomResizedCrop(224) + flip in DataLoader workers (test: Resize(256) + CenterCrop(224)), so no padded crop.
-IMAGENET100 = dataclasses.replace(CIFAR100, dataset="imagenet100", patch_size=16, autoaugment="imagenet",
-                                  weight_decay=0.1, lr_reference_batch=1024, batch_size=255, crop_padding=0)
+IMAGENET100 = dataclasses.replace(
+    CIFAR100,
+    dataset="imagenet100",
+    patch_size=16,
+    autoaugment="imagenet",
+    weight_decay=0.1,
+    lr_reference_batch=1024,
+    batch_size=255,
+    crop_padding=0,
+)
 # Built-in data: the reduced reproduction every machine can run in minutes on a CPU. A 4-block ConViT of width
 # 128 (4 heads of 32, as in the thesis) on 8x8 patches of the 32 px digits (16 tokens), 30 epochs with the
 # thesis's schedule in proportion (3 warm-up epochs, x0.1 after epochs 25 and 28 = 125/150 and 140/150, the
 # whole-input phase over the last twelfth) and 3 batch augmentations. The pixel regularisation is Table 4.4's
 # "no MSDA" setting, and AutoAugment and RandErase are off too: with them neither network left chance level
 # within this budget on 1,437 images.
-DIGITS = dataclasses.replace(CIFAR100, dataset="digits", model="convit4-128", patch_size=8, epochs=30,
-                             milestones=(25, 28), batch_size=96, hflip=False, crop_padding=2, autoaugment="none",
-                             random_erasing=0.0, msda="none")
+DIGITS = dataclasses.replace(
+    CIFAR100,
+    dataset="digits",
+    model="convit4-128",
+    patch_size=8,
+    epochs=30,
+    milestones=(25, 28),
+    batch_size=96,
+    hflip=False,
+    crop_padding=2,
+    autoaugment="none",
+    random_erasing=0.0,
+    msda="none",
+)
 
 BACKBONES = {"convit": "convit5-384", "cait-xxs24": "cait-xxs24", "cait-xs24": "cait-xs24"}
 CAIT_DROP_PATH = 0.1  # the CaiT stochastic depth of 0.05, doubled on Tiny ImageNet and ImageNet-100
@@ -54,14 +73,20 @@ CIFAR100_ROWS: dict[str, tuple[str, dict]] = {
     "mimo-sum": ("(2) MIMO, sum inference", dict(NAIVE, alpha=0.0, binary_prob=0.0, inference="sum")),
     "mixmo-sum": ("(3) MixMo, sum inference", dict(NAIVE, inference="sum")),
     "mixmo-separate": ("(4) MixMo (the model of row 3), separate inference", dict(NAIVE, inference="separate")),
-    "cutmix-mixmo-separate": ("(5) CutMix-only MixMo, separate inference",
-                              dict(NAIVE, binary_prob=1.0, binary_prob_decay_start=1.0, inference="separate")),
-    "mixmo-same-init-sum": ("MixMo + same init. of the patch embeddings, sum inference",
-                            dict(NAIVE, encoder_init="identical", inference="sum")),
+    "cutmix-mixmo-separate": (
+        "(5) CutMix-only MixMo, separate inference",
+        dict(NAIVE, binary_prob=1.0, binary_prob_decay_start=1.0, inference="separate"),
+    ),
+    "mixmo-same-init-sum": (
+        "MixMo + same init. of the patch embeddings, sum inference",
+        dict(NAIVE, encoder_init="identical", inference="sum"),
+    ),
     "mixvit-no-attribution": ("MixViT without source attribution", dict(source_attribution="none")),
     "mixvit-early-embedding": ("MixViT, early input source embedding", dict(attribution_layer="early")),
-    "mixvit-early-encoding": ("MixViT, early source encoding",
-                              dict(attribution_layer="early", source_attribution="encoding")),
+    "mixvit-early-encoding": (
+        "MixViT, early source encoding",
+        dict(attribution_layer="early", source_attribution="encoding"),
+    ),
     "mixvit-sum-inference": ("MixViT-embedding, sum inference", dict(inference="sum")),
     "mixvit-alternating-inference": ("MixViT-embedding, alternating inference", dict(inference="alternating")),
     "mixvit-single-inference": ("MixViT-embedding, single subnetwork inference", dict(inference="single")),
@@ -92,8 +117,12 @@ def _r(acc: str, individual: str | None = None, flops: float | None = None) -> d
 
 
 T41 = "Table 4.1 (CIFAR-100, ConViT)"
-T42 = {"tinyimagenet": "Table 4.2a (Tiny ImageNet)", "imagenet100": "Table 4.2b (ImageNet-100)",
-       "cifar100": "Table 4.2c (CIFAR-100)", "cifar10": "Table 4.2d (CIFAR-10)"}
+T42 = {
+    "tinyimagenet": "Table 4.2a (Tiny ImageNet)",
+    "imagenet100": "Table 4.2b (ImageNet-100)",
+    "cifar100": "Table 4.2c (CIFAR-100)",
+    "cifar10": "Table 4.2d (CIFAR-10)",
+}
 T43 = "Table 4.3 (Tiny ImageNet, vs CNN MixMo)"
 T44 = "Table 4.4 (CIFAR-100, MSDA / batch augmentation)"
 T45 = "Table 4.5 (vs similarly sized transformers)"
@@ -177,8 +206,10 @@ def _configs() -> dict[str, tuple[MixViTConfig, str]]:
             if backbone.startswith("cait") and dataset in ("tinyimagenet", "imagenet100"):
                 fields["drop_path_rate"] = CAIT_DROP_PATH
             for variant, (label, values) in VARIANTS.items():
-                out[f"{dataset}-{backbone}-{variant}"] = (dataclasses.replace(base, **fields, **values),
-                                                          f"{label}, {BACKBONES[backbone]}, {dataset}")
+                out[f"{dataset}-{backbone}-{variant}"] = (
+                    dataclasses.replace(base, **fields, **values),
+                    f"{label}, {BACKBONES[backbone]}, {dataset}",
+                )
     for row, (label, values) in CIFAR100_ROWS.items():
         out[f"cifar100-convit-{row}"] = (dataclasses.replace(CIFAR100, **values), f"{label}, convit5-384, cifar100")
     for variant in VARIANTS:
@@ -186,10 +217,14 @@ def _configs() -> dict[str, tuple[MixViTConfig, str]]:
         for suffix, (what, values) in REGULARISATION.items():
             out[f"cifar100-convit-{variant}-{suffix}"] = (dataclasses.replace(config, **values), f"{label}, {what}")
         out[f"cifar100-convit-{variant}-300ep-b4"] = (
-            dataclasses.replace(config, **LONG), f"{label}, 300 epochs, 4 batch augmentations, lr 5e-4")
+            dataclasses.replace(config, **LONG),
+            f"{label}, 300 epochs, 4 batch augmentations, lr 5e-4",
+        )
         values = VARIANTS[variant][1]
-        out[f"digits-convit-{variant}"] = (dataclasses.replace(DIGITS, **values),
-                                           f"{VARIANTS[variant][0]}, convit4-128, digits (reduced; no paper number)")
+        out[f"digits-convit-{variant}"] = (
+            dataclasses.replace(DIGITS, **values),
+            f"{VARIANTS[variant][0]}, convit4-128, digits (reduced; no paper number)",
+        )
     return out
 
 

@@ -60,7 +60,9 @@ def _check_images(x: torch.Tensor, what: str = "images") -> None:
         raise ConfigError(f"Extend augmentations take uint8 {what} of shape (N, C, H, W), got {dtype} {shape}.")
 
 
-def _check_range(name: str, value: Sequence[float], low: float, high: float, low_open: bool = False) -> tuple[float, float]:
+def _check_range(
+    name: str, value: Sequence[float], low: float, high: float, low_open: bool = False
+) -> tuple[float, float]:
     try:
         first, second = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -68,17 +70,21 @@ def _check_range(name: str, value: Sequence[float], low: float, high: float, low
     low_ok = first > low if low_open else first >= low
     if not (low_ok and first <= second <= high):
         bracket = "(" if low_open else "["
-        raise ConfigError(f"random erasing option {name}={value!r} must satisfy {bracket}{low}, {high}] with "
-                          "min <= max.")
+        raise ConfigError(
+            f"random erasing option {name}={value!r} must satisfy {bracket}{low}, {high}] with min <= max."
+        )
     return first, second
 
 
-def _check_erasing(p: float, area: Sequence[float], aspect: Sequence[float],
-                   fill: Sequence[float]) -> _ErasingParams:
+def _check_erasing(p: float, area: Sequence[float], aspect: Sequence[float], fill: Sequence[float]) -> _ErasingParams:
     if not 0.0 <= float(p) <= 1.0:
         raise ConfigError(f"random erasing probability p must be in [0, 1], got {p!r}.")
-    return (float(p), _check_range("area", area, 0.0, 1.0, low_open=True),
-            _check_range("aspect", aspect, 0.0, math.inf, low_open=True), _check_range("fill", fill, 0.0, 255.0))
+    return (
+        float(p),
+        _check_range("area", area, 0.0, 1.0, low_open=True),
+        _check_range("aspect", aspect, 0.0, math.inf, low_open=True),
+        _check_range("fill", fill, 0.0, 255.0),
+    )
 
 
 def _check_fill(fill: int) -> int:
@@ -111,8 +117,9 @@ def _cpu_uniform(n: int, generator: torch.Generator | None) -> list[float]:
     return torch.rand(n, dtype=torch.float64, generator=generator, device=generator.device).cpu().tolist()
 
 
-def _draw_erasing(u: list[float], refill: Callable[[], list[float]], height: int, width: int,
-                  params: _ErasingParams) -> _Rect:
+def _draw_erasing(
+    u: list[float], refill: Callable[[], list[float]], height: int, width: int, params: _ErasingParams
+) -> _Rect:
     """One image's yu4u random-erasing rectangle from a block of uniforms (``u[0]`` apply, ``u[1]`` fill, then tries).
 
     Mirrors ``get_random_eraser``: apply with probability p (``u < p``, so p = 0 is exactly the identity), then
@@ -134,8 +141,10 @@ def _draw_erasing(u: list[float], refill: Callable[[], list[float]], height: int
         pos += 4
         if left + w <= width and top + h <= height:
             return top, left, h, w, value
-    raise ConfigError(f"random erasing found no box that fits a {height}x{width} image in {_ERASING_MAX_TRIES} "
-                      f"tries; area={params[1]} and aspect={params[2]} are too large for this image size.")
+    raise ConfigError(
+        f"random erasing found no box that fits a {height}x{width} image in {_ERASING_MAX_TRIES} "
+        f"tries; area={params[1]} and aspect={params[2]} are too large for this image size."
+    )
 
 
 def _draw_devries(generator: torch.Generator, height: int, width: int, size: int, fill: int) -> _Rect:
@@ -220,13 +229,16 @@ def random_erasing(
     def refill() -> list[float]:
         return _cpu_uniform(4 * _ERASING_TRIES, generator)
 
-    rects = [_draw_erasing(block[b * _ERASING_BLOCK:(b + 1) * _ERASING_BLOCK], refill, height, width, params)
-             for b in range(n)]
+    rects = [
+        _draw_erasing(block[b * _ERASING_BLOCK : (b + 1) * _ERASING_BLOCK], refill, height, width, params)
+        for b in range(n)
+    ]
     return _fill_rectangles(x, rects)
 
 
-def devries_cutout(x: torch.Tensor, size: int, fill: int = DEVRIES_FILL,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def devries_cutout(
+    x: torch.Tensor, size: int, fill: int = DEVRIES_FILL, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """DeVries & Taylor Cutout: one ``size`` square per image, centre uniform over the pixels, clipped at borders.
 
     ``fill`` is on the uint8 scale; the default 128 is mid-grey, i.e. ≈0 after RealMix's ``x·2/255 - 1`` scaling,
@@ -238,8 +250,9 @@ def devries_cutout(x: torch.Tensor, size: int, fill: int = DEVRIES_FILL,
     return torch.where(mask, torch.tensor(fill, dtype=x.dtype, device=x.device), x)
 
 
-def simple_augment(x: torch.Tensor, padding: int = 4, hflip: bool = True,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def simple_augment(
+    x: torch.Tensor, padding: int = 4, hflip: bool = True, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Table 5's "Simple Aug": random horizontal flip, then reflect-pad ``padding`` and a random crop back to H x W.
 
     Flip before shift follows the official ``augment_cifar10`` (mirror, then shift). The content moves by at most
@@ -298,12 +311,14 @@ class ExtendedPool:
         if images.shape[0] == 0:
             raise ConfigError("cannot extend an empty unlabeled set.")
         if images.shape[0] >= _HASH:
-            raise ConfigError(f"the virtual extend pool supports at most {_HASH - 1:,} unlabeled images, "
-                              f"got {images.shape[0]:,}.")
+            raise ConfigError(
+                f"the virtual extend pool supports at most {_HASH - 1:,} unlabeled images, got {images.shape[0]:,}."
+            )
         unknown = sorted(set(erasing_options) - set(ERASING_OPTIONS))
         if unknown:
-            raise ConfigError(f"unknown extend option(s) {', '.join(unknown)}; random erasing takes "
-                              f"{', '.join(ERASING_OPTIONS)}.")
+            raise ConfigError(
+                f"unknown extend option(s) {', '.join(unknown)}; random erasing takes {', '.join(ERASING_OPTIONS)}."
+            )
         defaults = {"p": 0.3, "area": (0.02, 0.4), "aspect": (0.3, 1 / 0.3), "fill": (0, 255)}
         self.erasing = _check_erasing(**{**defaults, **erasing_options})
         self.cutout_size = _check_size(cutout_size)
@@ -323,8 +338,10 @@ class ExtendedPool:
 
     def __repr__(self) -> str:
         what = self.aug if self.aug != "cutout" else f"cutout[{self.cutout_impl}]"
-        return (f"ExtendedPool({self.num_images} images x {self.n_copies} copies, aug={what}, mode={self.mode}, "
-                f"seed={self.seed})")
+        return (
+            f"ExtendedPool({self.num_images} images x {self.n_copies} copies, aug={what}, mode={self.mode}, "
+            f"seed={self.seed})"
+        )
 
     @property
     def materialized_bytes(self) -> int:
@@ -335,8 +352,9 @@ class ExtendedPool:
         """Pool entries ``index`` (int64 (B,), any device) as uint8 (B, C, H, W) on the images' device."""
         index = torch.as_tensor(index)
         if index.dim() != 1 or index.is_floating_point() or index.dtype == torch.bool:
-            raise IndexError(f"ExtendedPool.get takes a 1-D integer index tensor, got {index.dtype} "
-                             f"{tuple(index.shape)}.")
+            raise IndexError(
+                f"ExtendedPool.get takes a 1-D integer index tensor, got {index.dtype} {tuple(index.shape)}."
+            )
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self)):
             raise IndexError(f"pool index out of range [0, {len(self)}): got {int(index.min())}..{int(index.max())}.")
         if self._pool is not None:
@@ -364,24 +382,29 @@ class ExtendedPool:
                 generator.manual_seed(s)
                 rects.append(_draw_devries(generator, height, width, self.cutout_size, self.devries_fill))
         else:
+
             def refill() -> list[float]:
                 return _cpu_uniform(4 * _ERASING_TRIES, generator)
 
             for s in seeds:
                 generator.manual_seed(s)
-                rects.append(_draw_erasing(_cpu_uniform(_ERASING_BLOCK, generator), refill, height, width,
-                                           self.erasing))
+                rects.append(
+                    _draw_erasing(_cpu_uniform(_ERASING_BLOCK, generator), refill, height, width, self.erasing)
+                )
         return _fill_rectangles(x, rects)
 
     def _materialize(self, max_bytes: float) -> torch.Tensor:
         need = self.materialized_bytes
         if need > max_bytes:
-            raise ConfigError(f"materializing {self.n_copies} copies of {self.num_images:,} images needs "
-                              f"{need / 1e9:.2f} GB, above the {max_bytes / 1e9:.2f} GB limit; use extend mode "
-                              "'virtual' (same pool, drawn on demand) or raise max_bytes.")
+            raise ConfigError(
+                f"materializing {self.n_copies} copies of {self.num_images:,} images needs "
+                f"{need / 1e9:.2f} GB, above the {max_bytes / 1e9:.2f} GB limit; use extend mode "
+                "'virtual' (same pool, drawn on demand) or raise max_bytes."
+            )
         pool = torch.empty((len(self), *self.images.shape[1:]), dtype=torch.uint8, device=self.images.device)
         for start in range(0, len(self), _MATERIALIZE_CHUNK):
             keys = range(start, min(start + _MATERIALIZE_CHUNK, len(self)))
-            pool[start:start + len(keys)] = self._copies([k % self.num_images for k in keys],
-                                                         [k // self.num_images for k in keys])
+            pool[start : start + len(keys)] = self._copies(
+                [k % self.num_images for k in keys], [k // self.num_images for k in keys]
+            )
         return pool

@@ -49,9 +49,17 @@ class RealMixMethod(SSLMethod):
         cfg = self.config
         if self.is_realmix:
             self.pool = ExtendedPool(
-                data.unlabeled_images, n_copies=cfg.extend_copies, aug=cfg.extend_aug, mode=cfg.extend_mode,
-                seed=cfg.extend_seed, cutout_impl=cfg.cutout_impl, cutout_size=cfg.cutout_size,
-                padding=cfg.crop_padding or 4, hflip=cfg.hflip, p=cfg.erasing_p, area=cfg.erasing_area,
+                data.unlabeled_images,
+                n_copies=cfg.extend_copies,
+                aug=cfg.extend_aug,
+                mode=cfg.extend_mode,
+                seed=cfg.extend_seed,
+                cutout_impl=cfg.cutout_impl,
+                cutout_size=cfg.cutout_size,
+                padding=cfg.crop_padding or 4,
+                hflip=cfg.hflip,
+                p=cfg.erasing_p,
+                area=cfg.erasing_area,
                 aspect=cfg.erasing_aspect,
             )
         return data

@@ -62,8 +62,9 @@ def ood_mask(logits: torch.Tensor, gamma: float, rule: OODRule = "paper") -> tor
     return mask
 
 
-def ood_masked_mse(logits: torch.Tensor, targets: torch.Tensor, gamma: float,
-                   rule: OODRule = "paper") -> tuple[torch.Tensor, torch.Tensor]:
+def ood_masked_mse(
+    logits: torch.Tensor, targets: torch.Tensor, gamma: float, rule: OODRule = "paper"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(L_unsup, mask)``: ``sum_j m_j·sum_c (Y_jc - p_jc)² / max(C·sum_j m_j, 1)`` with ``p = softmax(logits)``.
 
     With ``gamma = 0`` this is the plain MSE averaged over samples and classes (MixMatch's ``L_u``, the scale that
@@ -71,8 +72,7 @@ def ood_masked_mse(logits: torch.Tensor, targets: torch.Tensor, gamma: float,
     """
     gamma = _check(logits, gamma, rule)
     if logits.shape != targets.shape:
-        raise ConfigError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must have the same "
-                          "shape.")
+        raise ConfigError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must have the same shape.")
     mask = ood_mask(logits, gamma, rule)
     loss = probability_mse(logits, targets.to(logits.device), mask)
     return loss, mask

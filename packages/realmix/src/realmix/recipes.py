@@ -19,8 +19,7 @@ from realmix.paper import FULLY_SUPERVISED, GAMMA_BY_MISMATCH, TABLES
 NAMES = {"realmix": "RealMix", "mixmatch": "MixMatch", "mean-teacher": "Mean Teacher"}
 
 CIFAR10 = RealMixConfig(dataset="cifar10", num_labeled=250, tsa="linear")
-SVHN = dataclasses.replace(CIFAR10, dataset="svhn", hflip=False, lambda_u=250.0, balance="proportional",
-                           cutout_size=20)
+SVHN = dataclasses.replace(CIFAR10, dataset="svhn", hflip=False, lambda_u=250.0, balance="proportional", cutout_size=20)
 ANIMALS = (2, 3, 4, 5, 6, 7)
 MISMATCH = dataclasses.replace(CIFAR10, num_labeled=2400, labeled_classes=ANIMALS, mismatch=0.0, tsa="none")
 # Reduced runs on the built-in digits (1,437 training images, 32x32) that a 2-core CPU finishes in minutes: a WRN-10-1
@@ -29,8 +28,20 @@ MISMATCH = dataclasses.replace(CIFAR10, num_labeled=2400, labeled_classes=ANIMAL
 # 0.999 / 0.001 average over ~1,000 steps, as long as this whole run). Digits are not mirror-symmetric: no flip, and
 # translations of 2 px.
 DIGITS = dataclasses.replace(
-    CIFAR10, dataset="digits", model="wrnmm10-1", num_labeled=100, batch_size=32, total_steps=1024, eval_every=128,
-    report_last=4, rampup_steps=256, crop_padding=2, hflip=False, extend_copies=50, tsa="linear", ema_decay=0.99,
+    CIFAR10,
+    dataset="digits",
+    model="wrnmm10-1",
+    num_labeled=100,
+    batch_size=32,
+    total_steps=1024,
+    eval_every=128,
+    report_last=4,
+    rampup_steps=256,
+    crop_padding=2,
+    hflip=False,
+    extend_copies=50,
+    tsa="linear",
+    ema_decay=0.99,
     bn_momentum=0.1,
 )
 DIGITS_MISMATCH = dataclasses.replace(DIGITS, num_labeled=60, labeled_classes=ANIMALS, mismatch=0.0, tsa="none")
@@ -59,8 +70,10 @@ def _build() -> tuple[dict[str, Recipe], dict[str, str]]:
         recipes[name] = Recipe(name, config.validate(), description, tuple(r for r in results if r is not None))
 
     # Tables 2 and 3: CIFAR-10 at 250/500/1000/4000 labels, SVHN at 250/4000. TSA (linear) at <= 250 labels only.
-    for dataset, base, labels_list, table in (("cifar10", CIFAR10, (250, 500, 1000, 4000), "table2"),
-                                              ("svhn", SVHN, (250, 4000), "table3")):
+    for dataset, base, labels_list, table in (
+        ("cifar10", CIFAR10, (250, 500, 1000, 4000), "table2"),
+        ("svhn", SVHN, (250, 4000), "table3"),
+    ):
         for labels in labels_list:
             setting = dataclasses.replace(base, num_labeled=labels, tsa="linear" if labels <= 250 else "none")
             for variant in VARIANTS:
@@ -69,53 +82,95 @@ def _build() -> tuple[dict[str, Recipe], dict[str, str]]:
                 extra = []
                 if variant == "realmix" and dataset == "cifar10" and labels == 250:
                     extra = [_result("table5", "RealMix (CutOut, 50 copies)", "CIFAR-10 @ 250")]
-                add(f"{dataset}-{labels}-{variant}", _variant(setting, variant),
-                    f"{dataset.upper()} @ {labels} labels, {variant}", _result(table, method, column), *extra)
-        full = dataclasses.replace(with_variant(base, "supervised", REALMIX_VARIANT_DEFAULTS),
-                                   num_labeled=50_000 if dataset == "cifar10" else 73_250,
-                                   balance="proportional" if dataset == "svhn" else "uniform",
-                                   unlabeled_includes_labeled=True)
-        add(f"{dataset}-all-supervised", full, f"{dataset.upper()} fully supervised on every label",
-            PaperResult(f"{table.replace('table', 'Table ')} caption (all labels; error %)",
-                        {"error": FULLY_SUPERVISED[dataset]}))
+                add(
+                    f"{dataset}-{labels}-{variant}",
+                    _variant(setting, variant),
+                    f"{dataset.upper()} @ {labels} labels, {variant}",
+                    _result(table, method, column),
+                    *extra,
+                )
+        full = dataclasses.replace(
+            with_variant(base, "supervised", REALMIX_VARIANT_DEFAULTS),
+            num_labeled=50_000 if dataset == "cifar10" else 73_250,
+            balance="proportional" if dataset == "svhn" else "uniform",
+            unlabeled_includes_labeled=True,
+        )
+        add(
+            f"{dataset}-all-supervised",
+            full,
+            f"{dataset.upper()} fully supervised on every label",
+            PaperResult(
+                f"{table.replace('table', 'Table ')} caption (all labels; error %)",
+                {"error": FULLY_SUPERVISED[dataset]},
+            ),
+        )
 
     # Table 5: the Extend ablations at CIFAR-10 @ 250.
     c250 = recipes["cifar10-250-realmix"].config
-    add("cifar10-250-realmix-simple-aug", dataclasses.replace(c250, extend_aug="simple"),
+    add(
+        "cifar10-250-realmix-simple-aug",
+        dataclasses.replace(c250, extend_aug="simple"),
         "Table 5: Extend with flip + translate instead of CutOut",
-        _result("table5", "RealMix w/ Simple Aug (flip + translate, 50 copies)", "CIFAR-10 @ 250"))
-    add("cifar10-250-realmix-25-augs", dataclasses.replace(c250, extend_copies=25),
+        _result("table5", "RealMix w/ Simple Aug (flip + translate, 50 copies)", "CIFAR-10 @ 250"),
+    )
+    add(
+        "cifar10-250-realmix-25-augs",
+        dataclasses.replace(c250, extend_copies=25),
         "Table 5: 25 CutOut copies instead of 50",
-        _result("table5", "RealMix w/ 25 Augs (CutOut, 25 copies)", "CIFAR-10 @ 250"))
-    add("cifar10-250-realmix-devries", dataclasses.replace(c250, cutout_impl="devries"),
-        "Extend with DeVries Cutout (the paper's citation) instead of the code's random erasing (no paper number)")
+        _result("table5", "RealMix w/ 25 Augs (CutOut, 25 copies)", "CIFAR-10 @ 250"),
+    )
+    add(
+        "cifar10-250-realmix-devries",
+        dataclasses.replace(c250, cutout_impl="devries"),
+        "Extend with DeVries Cutout (the paper's citation) instead of the code's random erasing (no paper number)",
+    )
 
     # Table 4: transfer learning from an ImageNet-32 WRN-28-2 (a local checkpoint: --set init_checkpoint=PATH).
     for labels in (250, 4000):
         base = recipes[f"cifar10-{labels}-realmix"].config
-        add(f"cifar10-{labels}-realmix-tl", dataclasses.replace(base, transfer_learning=True),
+        add(
+            f"cifar10-{labels}-realmix-tl",
+            dataclasses.replace(base, transfer_learning=True),
             "Table 4: RealMix initialised from ImageNet-32 (needs --set init_checkpoint=PATH)",
-            _result("table4", "RealMix + TL", str(labels)))
+            _result("table4", "RealMix + TL", str(labels)),
+        )
         tl = recipes[f"cifar10-{labels}-supervised"].config
-        add(f"cifar10-{labels}-supervised-tl", dataclasses.replace(tl, transfer_learning=True),
+        add(
+            f"cifar10-{labels}-supervised-tl",
+            dataclasses.replace(tl, transfer_learning=True),
             "Table 4: fine-tuning an ImageNet-32 network on the labeled images (needs --set init_checkpoint=PATH)",
-            _result("table4", "TL & Fine-Tuning", str(labels)))
+            _result("table4", "TL & Fine-Tuning", str(labels)),
+        )
 
     # Tables 1 and 6: the class-distribution mismatch protocol.
     for level, gamma in GAMMA_BY_MISMATCH.items():
         setting = dataclasses.replace(MISMATCH, mismatch=float(level), ood_gamma=gamma)
         for variant in ("realmix", "mixmatch", "mean-teacher"):
-            add(f"cifar10-mismatch{level}-{variant}", _variant(setting, variant),
+            add(
+                f"cifar10-mismatch{level}-{variant}",
+                _variant(setting, variant),
                 f"Table 1: 6 animal classes labeled, {level}% of the unlabeled classes out of distribution, {variant}",
-                _result("table1", NAMES[variant], f"{level}%"))
-    add("cifar10-mismatch-supervised", with_variant(MISMATCH, "supervised", REALMIX_VARIANT_DEFAULTS),
+                _result("table1", NAMES[variant], f"{level}%"),
+            )
+    add(
+        "cifar10-mismatch-supervised",
+        with_variant(MISMATCH, "supervised", REALMIX_VARIANT_DEFAULTS),
         "Table 1 caption: the 2,400 labeled animal images alone",
-        PaperResult("Table 1 caption (supervised baseline; error %)", {"error": FULLY_SUPERVISED["cifar10-mismatch"]}))
+        PaperResult("Table 1 caption (supervised baseline; error %)", {"error": FULLY_SUPERVISED["cifar10-mismatch"]}),
+    )
     m75 = recipes["cifar10-mismatch75-realmix"].config
-    add("cifar10-mismatch75-realmix-gamma0.3", dataclasses.replace(m75, ood_gamma=0.3),
-        "Table 6: OOD mask with gamma 0.3", _result("table6", "RealMix (γ = 0.3)", "75% mismatch"))
-    add("cifar10-mismatch75-realmix-no-oodmask", dataclasses.replace(m75, ood_gamma=0.0),
-        "Table 6: no OOD mask", _result("table6", "RealMix w/o OODMask (γ = 0)", "75% mismatch"))
+    add(
+        "cifar10-mismatch75-realmix-gamma0.3",
+        dataclasses.replace(m75, ood_gamma=0.3),
+        "Table 6: OOD mask with gamma 0.3",
+        _result("table6", "RealMix (γ = 0.3)", "75% mismatch"),
+    )
+    add(
+        "cifar10-mismatch75-realmix-no-oodmask",
+        dataclasses.replace(m75, ood_gamma=0.0),
+        "Table 6: no OOD mask",
+        _result("table6", "RealMix w/o OODMask (γ = 0)", "75% mismatch"),
+    )
 
     # Reduced runs on the built-in digits: every algorithm, and the mismatch protocol.
     for variant in VARIANTS:
@@ -123,8 +178,11 @@ def _build() -> tuple[dict[str, Recipe], dict[str, str]]:
     for level, gamma in GAMMA_BY_MISMATCH.items():
         setting = dataclasses.replace(DIGITS_MISMATCH, mismatch=float(level), ood_gamma=gamma)
         for variant in ("realmix", "mixmatch"):
-            add(f"digits-mismatch{level}-{variant}", _variant(setting, variant),
-                f"digits, 6 classes labeled (10 each), {level}% OOD unlabeled classes, {variant} (reduced)")
+            add(
+                f"digits-mismatch{level}-{variant}",
+                _variant(setting, variant),
+                f"digits, 6 classes labeled (10 each), {level}% OOD unlabeled classes, {variant} (reduced)",
+            )
 
     defaults = {"digits": "digits-100-realmix", "cifar10": "cifar10-250-realmix", "svhn": "svhn-250-realmix"}
     return recipes, defaults

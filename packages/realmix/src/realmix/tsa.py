@@ -51,15 +51,18 @@ def _check_inputs(logits: torch.Tensor, soft_targets: torch.Tensor, threshold: f
     if impl not in TSA_IMPLS:
         raise ConfigError(f"TSA impl must be one of {', '.join(TSA_IMPLS)}, got {impl!r}.")
     if logits.dim() != 2 or logits.shape != soft_targets.shape:
-        raise ConfigError(f"TSA needs logits and soft targets of the same (B, C) shape, got {tuple(logits.shape)} "
-                          f"and {tuple(soft_targets.shape)}.")
+        raise ConfigError(
+            f"TSA needs logits and soft targets of the same (B, C) shape, got {tuple(logits.shape)} "
+            f"and {tuple(soft_targets.shape)}."
+        )
     if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
         raise ConfigError(f"the TSA threshold must be in [0, 1], got {threshold!r}.")
 
 
 @torch.no_grad()
-def tsa_keep_mask(logits: torch.Tensor, soft_targets: torch.Tensor, threshold: float,
-                  impl: TSAImpl = "intended") -> torch.Tensor:
+def tsa_keep_mask(
+    logits: torch.Tensor, soft_targets: torch.Tensor, threshold: float, impl: TSAImpl = "intended"
+) -> torch.Tensor:
     """float32 (B,) of {0, 1}: 1 = the labeled sample still trains at threshold ``eta = threshold``.
 
     intended: keep if some class has ``y_c > 0`` and ``p_c < y_c·eta`` (UDA's rule for one-hot labels).
@@ -78,16 +81,18 @@ def tsa_keep_mask(logits: torch.Tensor, soft_targets: torch.Tensor, threshold: f
     return keep.float()
 
 
-def tsa_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor, threshold: float | None,
-                      impl: TSAImpl = "intended") -> tuple[torch.Tensor, torch.Tensor]:
+def tsa_cross_entropy(
+    logits: torch.Tensor, soft_targets: torch.Tensor, threshold: float | None, impl: TSAImpl = "intended"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(L_sup, keep)``: ``L_sup = sum_i keep_i·CE_i / max(sum_i keep_i, 1)`` with soft-target CE in float32.
 
     ``threshold=None`` is "no TSA": every sample kept, the plain mean CE. All samples dropped gives 0 (the
     denominator clamps to 1), as in the official code. Gradients flow through CE only, never through ``keep``.
     """
     _check_inputs(logits, soft_targets, threshold, impl)
-    ce = soft_cross_entropy(logits.float(), soft_targets.to(device=logits.device, dtype=torch.float32),
-                            reduction="none")
+    ce = soft_cross_entropy(
+        logits.float(), soft_targets.to(device=logits.device, dtype=torch.float32), reduction="none"
+    )
     if threshold is None:
         keep = torch.ones_like(ce, requires_grad=False)
     else:

@@ -74,8 +74,11 @@ def locate(
 
 def malformed(label: str, path: Path, problem: str, *, downloadable: bool = True) -> DatasetError:
     """The error for a file that exists but cannot be read as the release's format."""
-    fix = ("delete it and re-run with --download (download=True in Python), or replace it with the official file"
-           if downloadable else "replace it with the file of the official release")
+    fix = (
+        "delete it and re-run with --download (download=True in Python), or replace it with the official file"
+        if downloadable
+        else "replace it with the file of the official release"
+    )
     return DatasetError(
         f"{label}: {path} could not be read ({problem}). The file is probably truncated, corrupted or from another "
         f"release; {fix}."

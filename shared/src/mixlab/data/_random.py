@@ -53,8 +53,9 @@ def dirichlet(concentration: torch.Tensor, generator: torch.Generator | None) ->
     return sample.to(device=concentration.device, dtype=torch.float32)
 
 
-def beta(a: float, b: float, shape: tuple[int, ...], generator: torch.Generator | None,
-         device: torch.device) -> torch.Tensor:
+def beta(
+    a: float, b: float, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     """Beta(a, b) samples (as the first coordinate of a Dirichlet(a, b))."""
     concentration = torch.tensor([a, b], dtype=torch.float64).expand(*shape, 2)
     return dirichlet(concentration, generator)[..., 0].to(device)

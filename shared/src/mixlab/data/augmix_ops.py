@@ -25,7 +25,14 @@ from mixlab.data import _random
 from mixlab.errors import ConfigError
 
 THESIS_OPS: tuple[str, ...] = (
-    "equalize", "posterize", "rotate", "solarize", "shear_x", "shear_y", "translate_x", "translate_y",
+    "equalize",
+    "posterize",
+    "rotate",
+    "solarize",
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
 )
 
 #: op(images uint8 (n, 3, H, W), level (n,) in [0.1, severity], sign (n,) of ±1) -> uint8 (n, 3, H, W)
@@ -51,13 +58,15 @@ def warp(images: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     points = torch.stack([grid_x, grid_y, torch.ones_like(grid_x)], dim=-1)  # (H, W, 3)
     source = torch.einsum("nij,hwj->nhwi", inverse.to(device=device, dtype=torch.float32), points)
     scale = torch.tensor([2.0 / w, 2.0 / h], device=device)
-    sampled = F.grid_sample(images.float(), source * scale - 1.0, mode="bilinear", padding_mode="zeros",
-                            align_corners=False)
+    sampled = F.grid_sample(
+        images.float(), source * scale - 1.0, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     return sampled.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _matrices(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor, e: torch.Tensor,
-              f: torch.Tensor) -> torch.Tensor:
+def _matrices(
+    a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor, e: torch.Tensor, f: torch.Tensor
+) -> torch.Tensor:
     return torch.stack([torch.stack([a, b, c], -1), torch.stack([d, e, f], -1)], -2)
 
 
@@ -185,8 +194,11 @@ def augmix(
     functions = [OPS[name] for name in ops]
     mixture = torch.zeros(x.shape, dtype=torch.float32, device=device)
     for j in range(width):
-        chain_depth = (_random.randint(1, depth + 1, (batch,), generator, device) if random_depth
-                       else torch.full((batch,), depth, device=device))
+        chain_depth = (
+            _random.randint(1, depth + 1, (batch,), generator, device)
+            if random_depth
+            else torch.full((batch,), depth, device=device)
+        )
         image = x
         for step in range(depth):
             choice = _random.randint(0, len(functions), (batch,), generator, device)

@@ -25,9 +25,7 @@ CIFAR10_TEST = ("test_batch",)
 CIFAR100_FOLDER = "cifar-100-python"
 
 
-def decode_batches(
-    folder: Path, files: Sequence[str], label_key: str, label: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_batches(folder: Path, files: Sequence[str], label_key: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenate the pickled batches ``files``: ``data`` rows of 3072 bytes (R, G, B planes of 32x32)."""
     images, targets = [], []
     for name in files:
@@ -75,7 +73,13 @@ def build_cifar10(root: Path, split: str, download: bool) -> ImageDataset:
     folder = locate("cifar10", label, root, CIFAR10_FOLDER, CIFAR10_TRAIN + CIFAR10_TEST, download=download)
     images, targets = decode_batches(folder, files, "labels", label)
     return ImageDataset(
-        images, targets, 10, CIFAR_MEAN, CIFAR_STD, "cifar10", split,
+        images,
+        targets,
+        10,
+        CIFAR_MEAN,
+        CIFAR_STD,
+        "cifar10",
+        split,
         _class_names(folder, "batches.meta", "label_names", label),
     )
 
@@ -88,8 +92,7 @@ CIFAR100_INFO = DatasetInfo(
     mean=CIFAR_MEAN,
     std=CIFAR_STD,
     description="CIFAR-100: 50,000 train / 10,000 test colour images of 32x32, 100 fine classes.",
-    layout=f"{CIFAR100_FOLDER}/ with train, test (and meta): the python release cifar-100-python.tar.gz, "
-    "extracted",
+    layout=f"{CIFAR100_FOLDER}/ with train, test (and meta): the python release cifar-100-python.tar.gz, extracted",
     has_download=True,
 )
 
@@ -100,6 +103,12 @@ def build_cifar100(root: Path, split: str, download: bool) -> ImageDataset:
     folder = locate("cifar100", label, root, CIFAR100_FOLDER, ("train", "test"), download=download)
     images, targets = decode_batches(folder, (split,), "fine_labels", label)
     return ImageDataset(
-        images, targets, 100, CIFAR_MEAN, CIFAR_STD, "cifar100", split,
+        images,
+        targets,
+        100,
+        CIFAR_MEAN,
+        CIFAR_STD,
+        "cifar100",
+        split,
         _class_names(folder, "meta", "fine_label_names", label),
     )

@@ -23,10 +23,21 @@ from mixlab.data.registry import DatasetInfo, register_dataset, resolve_data_roo
 from mixlab.errors import DatasetError
 
 STANDARD_CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise",
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness",
-    "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
 )
 #: The 4 extra files of the release that the MixMo official code also pooled.
 EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
@@ -51,9 +62,7 @@ def _corruption_list(folder: Path, corruptions: Sequence[str] | None) -> list[st
         corruptions = [corruptions]
     unknown = [c for c in corruptions if c not in ALL_CORRUPTIONS]
     if unknown:
-        raise DatasetError(
-            f"unknown {LABEL} corruption(s) {', '.join(unknown)}; known: {', '.join(ALL_CORRUPTIONS)}."
-        )
+        raise DatasetError(f"unknown {LABEL} corruption(s) {', '.join(unknown)}; known: {', '.join(ALL_CORRUPTIONS)}.")
     absent = [c for c in corruptions if not (folder / f"{c}.npy").is_file()]
     if absent:
         raise DatasetError(
@@ -89,9 +98,7 @@ def _labels(folder: Path) -> np.ndarray:
 def _block_size(path: Path, array: np.ndarray, labels: np.ndarray) -> int:
     """Images per severity ``n`` (10,000 in the release), checking shapes against ``labels``."""
     if array.dtype != np.uint8 or array.ndim != 4 or array.shape[1:] != (32, 32, 3) or array.shape[0] % 5:
-        raise malformed(
-            LABEL, path, f"dtype {array.dtype} and shape {array.shape}; expected uint8 (5·n, 32, 32, 3)"
-        )
+        raise malformed(LABEL, path, f"dtype {array.dtype} and shape {array.shape}; expected uint8 (5·n, 32, 32, 3)")
     n = array.shape[0] // 5
     if labels.shape[0] not in (n, 5 * n):
         raise malformed(LABEL, path, f"{array.shape[0]} images but labels.npy has {labels.shape[0]} entries")
@@ -107,7 +114,12 @@ def _severity_block(array: np.ndarray, labels: np.ndarray, n: int, severity: int
 
 def _folder(root: Path, download: bool) -> Path:
     return locate(
-        "cifar100c", LABEL, root, FOLDER, ("labels.npy",), download=download,
+        "cifar100c",
+        LABEL,
+        root,
+        FOLDER,
+        ("labels.npy",),
+        download=download,
         looked_for=f"a folder {FOLDER!r} holding labels.npy and the <corruption>.npy files",
     )
 
@@ -149,8 +161,8 @@ def build_cifar100c(
     for c in names:
         for s in levels:
             block, block_targets = _severity_block(arrays[c], labels, sizes[c], s)
-            images[start:start + len(block)] = block
-            targets[start:start + len(block)] = block_targets
+            images[start : start + len(block)] = block
+            targets[start : start + len(block)] = block_targets
             start += len(block)
     return ImageDataset(images, targets, 100, CIFAR_MEAN, CIFAR_STD, "cifar100c", split)
 

@@ -103,7 +103,6 @@ class ImageDataset(_Labels):
         return replace(self, images=self.images[index], targets=self.targets[index])
 
 
-
 #: A file-backed dataset's per-image transform: an RGB ``PIL.Image`` -> ``uint8 (3, S, S)`` (see
 #: :func:`mixlab.data.transforms.random_resized_crop` and :func:`~mixlab.data.transforms.resize_center_crop`).
 ImageTransform = Callable[[Any], torch.Tensor]
@@ -170,7 +169,6 @@ class FileImageDataset(_Labels):
         """The files at ``indices`` (in that order; repeats allowed), with every constant kept."""
         index = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         return replace(self, files=[self.files[i] for i in index.tolist()], targets=self.targets[index])
-
 
 
 class LazyImages:

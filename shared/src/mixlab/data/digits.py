@@ -126,5 +126,6 @@ def build_digits(root: Path, split: str, download: bool) -> ImageDataset:
     """``root`` and ``download`` are accepted for a uniform interface and ignored: the data is built in."""
     images, targets, train, test = _all_digits()
     index = train if split == "train" else test
-    return ImageDataset(images[index], targets[index], 10, DIGITS_MEAN, DIGITS_STD, "digits", split,
-                        [str(d) for d in range(10)])
+    return ImageDataset(
+        images[index], targets[index], 10, DIGITS_MEAN, DIGITS_STD, "digits", split, [str(d) for d in range(10)]
+    )

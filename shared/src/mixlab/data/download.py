@@ -43,45 +43,67 @@ SOURCES: dict[str, dict[str, Resource]] = {
     "cifar10": {
         "all": Resource(
             "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-            "cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", "163 MB",
+            "cifar-10-python.tar.gz",
+            "c58f30108f718f92721af3b95e74349a",
+            "163 MB",
         )
     },
     "cifar100": {
         "all": Resource(
             "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-            "cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85", "161 MB",
+            "cifar-100-python.tar.gz",
+            "eb9058c3a382ffc7106e4002c42a8d85",
+            "161 MB",
         )
     },
     "svhn": {
         "train": Resource(
             "http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
-            "train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373", "182 MB", extract=False, subdir="svhn",
+            "train_32x32.mat",
+            "e26dedcc434d2e4c54c9b2d4a06d8373",
+            "182 MB",
+            extract=False,
+            subdir="svhn",
         ),
         "test": Resource(
             "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
-            "test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3", "64 MB", extract=False, subdir="svhn",
+            "test_32x32.mat",
+            "eb5a983be6a315427106f1b164d9cef3",
+            "64 MB",
+            extract=False,
+            subdir="svhn",
         ),
         "extra": Resource(
             "http://ufldl.stanford.edu/housenumbers/extra_32x32.mat",
-            "extra_32x32.mat", "a93ce644f1a588dc4d68dda5feec44a7", "1.3 GB", extract=False, subdir="svhn",
+            "extra_32x32.mat",
+            "a93ce644f1a588dc4d68dda5feec44a7",
+            "1.3 GB",
+            extract=False,
+            subdir="svhn",
         ),
     },
     "stl10": {
         "all": Resource(
             "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",
-            "stl10_binary.tar.gz", "91f7769df0f17e558f3565bffb0c7dfb", "2.6 GB",
+            "stl10_binary.tar.gz",
+            "91f7769df0f17e558f3565bffb0c7dfb",
+            "2.6 GB",
         )
     },
     "tinyimagenet": {
         "all": Resource(
             "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
-            "tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de", "248 MB",
+            "tiny-imagenet-200.zip",
+            "90528d7ca1a48142e341f4ef8d21d0de",
+            "248 MB",
         )
     },
     "cifar100c": {
         "all": Resource(
             "https://zenodo.org/record/3555552/files/CIFAR-100-C.tar",
-            "CIFAR-100-C.tar", "11f0ed0f1191edbf9fa23466ae6021d3", "2.9 GB",
+            "CIFAR-100-C.tar",
+            "11f0ed0f1191edbf9fa23466ae6021d3",
+            "2.9 GB",
         )
     },
 }
@@ -126,8 +148,13 @@ def _stream(url: str, destination: Path, progress: bool) -> str:
     with urllib.request.urlopen(request, timeout=60) as response, open(destination, "wb") as out:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                   TimeRemainingColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
             task = bar.add_task(f"download {Path(destination).name.split('.part')[0]}", total=total)
             for chunk in iter(lambda: response.read(_CHUNK), b""):

@@ -105,13 +105,24 @@ class FileBatchLoader:
     checkpoints. A file that cannot be decoded stops the run with the dataset's one-paragraph error.
     """
 
-    def __init__(self, dataset: FileImageDataset, batch_sampler: Iterable[Sequence[Any]],
-                 device: torch.device | str = "cpu", workers: int = 0, pin_memory: bool | None = None):
+    def __init__(
+        self,
+        dataset: FileImageDataset,
+        batch_sampler: Iterable[Sequence[Any]],
+        device: torch.device | str = "cpu",
+        workers: int = 0,
+        pin_memory: bool | None = None,
+    ):
         self.device = torch.device(device)
         pin = self.device.type == "cuda" and (pin_memory if pin_memory is not None else True)
         self.batches = torch.utils.data.DataLoader(
-            dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=_stack, pin_memory=pin,
-            persistent_workers=workers > 0, generator=torch.Generator(),
+            dataset,
+            batch_sampler=batch_sampler,
+            num_workers=workers,
+            collate_fn=_stack,
+            pin_memory=pin,
+            persistent_workers=workers > 0,
+            generator=torch.Generator(),
         )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

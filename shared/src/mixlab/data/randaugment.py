@@ -32,8 +32,20 @@ from mixlab.data import _random
 from mixlab.errors import ConfigError
 
 OPS: tuple[str, ...] = (
-    "Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate",
-    "Brightness", "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize",
+    "Identity",
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+    "Rotate",
+    "Brightness",
+    "Color",
+    "Contrast",
+    "Sharpness",
+    "Posterize",
+    "Solarize",
+    "AutoContrast",
+    "Equalize",
 )
 #: Contiguous in OPS, so after sorting the images by op they form one slice (one warp per round).
 GEOMETRIC_OPS: tuple[str, ...] = OPS[1:6]
@@ -49,6 +61,7 @@ def magnitude_table(num_bins: int, height: int, width: int, device: torch.device
     The bins are torchvision's float32 ``linspace``s (posterize: its rounded int bits); ops without a magnitude
     have a row of zeros. Values are widened to float64 exactly as torchvision's ``float(magnitudes[m])`` does.
     """
+
     def linspace(end: float) -> torch.Tensor:
         return torch.linspace(0.0, end, num_bins)
 
@@ -315,7 +328,11 @@ def _apply_round(x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, fil
 
 
 def _draw(
-    n: int, num_ops: int, magnitude: int, random_magnitude: bool, generator: torch.Generator | None,
+    n: int,
+    num_ops: int,
+    magnitude: int,
+    random_magnitude: bool,
+    generator: torch.Generator | None,
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The random choices, ``(num_ops, n)`` each: op ids into :data:`OPS`, magnitude levels, negate flags.
@@ -351,13 +368,16 @@ def batched_randaugment(
     if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         dtype = x.dtype if isinstance(x, torch.Tensor) else None
-        raise ConfigError(f"RandAugment works on uint8 (N, 3, H, W) images (apply it before normalize); got "
-                          f"{shape} of dtype {dtype}.")
+        raise ConfigError(
+            f"RandAugment works on uint8 (N, 3, H, W) images (apply it before normalize); got {shape} of dtype {dtype}."
+        )
     if not isinstance(num_ops, int) or num_ops < 0:
         raise ConfigError(f"RandAugment num_ops must be a non-negative integer, got {num_ops!r}.")
     if num_magnitude_bins < 2 or not 0 <= magnitude < num_magnitude_bins:
-        raise ConfigError(f"RandAugment magnitude must lie in 0..{num_magnitude_bins - 1} (num_magnitude_bins "
-                          f"{num_magnitude_bins} >= 2), got {magnitude}.")
+        raise ConfigError(
+            f"RandAugment magnitude must lie in 0..{num_magnitude_bins - 1} (num_magnitude_bins "
+            f"{num_magnitude_bins} >= 2), got {magnitude}."
+        )
     fills = [fill] if isinstance(fill, int | float) else list(fill)
     if len(fills) not in (1, 3) or not all(0 <= v <= 255 for v in fills):
         raise ConfigError(f"RandAugment fill must be one value or three values in [0, 255], got {fill!r}.")

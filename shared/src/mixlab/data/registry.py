@@ -85,8 +85,7 @@ def _lookup(name: str) -> tuple[DatasetInfo, Builder]:
     if len(matches) == 1:
         return _REGISTRY[matches[0]]
     raise DatasetError(
-        f"unknown dataset {name!r}. Known datasets: {', '.join(_REGISTRY)} (digits is built in and needs no "
-        "download)."
+        f"unknown dataset {name!r}. Known datasets: {', '.join(_REGISTRY)} (digits is built in and needs no download)."
     )
 
 
@@ -123,9 +122,7 @@ def build_dataset(
     """
     info, builder = _lookup(name)
     if split not in info.splits:
-        raise DatasetError(
-            f"dataset {info.name!r} has no split {split!r}; its splits are: {', '.join(info.splits)}."
-        )
+        raise DatasetError(f"dataset {info.name!r} has no split {split!r}; its splits are: {', '.join(info.splits)}.")
     unknown = sorted(set(options) - set(info.options))
     if unknown:
         accepted = ", ".join(info.options) if info.options else "none"

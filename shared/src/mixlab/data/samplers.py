@@ -48,8 +48,16 @@ class EpochBatchSampler(ABC):
     #: saved by :meth:`state_dict` and checked by :meth:`load_state_dict`: a change breaks the batch sequence
     IDENTITY = ("seed", "num_samples", "batch_size", "repetitions", "world_size")
 
-    def __init__(self, num_samples: int, batch_size: int, repetitions: int, seed: int, drop_last: bool, rank: int,
-                 world_size: int):
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        repetitions: int,
+        seed: int,
+        drop_last: bool,
+        rank: int,
+        world_size: int,
+    ):
         if batch_size < 1 or repetitions < 1:
             raise ConfigError(f"batch_size and repetitions must be >= 1, got {batch_size} and {repetitions}.")
         _check_rank(rank, world_size)
@@ -109,7 +117,7 @@ class EpochBatchSampler(ABC):
         start, self._start_batch = self._start_batch, 0  # a skip applies to one iteration only
         for batch in range(start, self.num_batches):
             self._position = batch + 1
-            yield stream[batch * self.batch_size: (batch + 1) * self.batch_size].tolist()
+            yield stream[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
 
     def __len__(self) -> int:
         """Batches the next iteration yields (``num_batches`` minus a pending resume skip)."""
@@ -122,8 +130,10 @@ class EpochBatchSampler(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         kind = state.get("kind", "BatchRepetitionSampler")  # states saved before "kind" existed
         if kind != type(self).__name__:
-            raise ConfigError(f"the checkpoint's sampler is a {kind}, this run uses a {type(self).__name__}; "
-                              "resuming would not continue the same sequence of batches.")
+            raise ConfigError(
+                f"the checkpoint's sampler is a {kind}, this run uses a {type(self).__name__}; "
+                "resuming would not continue the same sequence of batches."
+            )
         for key in self.IDENTITY:
             if key in state and state[key] != getattr(self, key):
                 raise ConfigError(
@@ -167,7 +177,7 @@ class BatchRepetitionSampler(EpochBatchSampler):
         return self.shard_size * self.repetitions
 
     def epoch_indices(self, epoch: int | None = None) -> torch.Tensor:
-        shard = self._permutation(epoch)[self.rank: self.shard_size * self.world_size: self.world_size]
+        shard = self._permutation(epoch)[self.rank : self.shard_size * self.world_size : self.world_size]
         return shard.repeat_interleave(self.repetitions)
 
 
@@ -233,8 +243,12 @@ class SeededBatchSampler:
     whatever the number of DataLoader workers or how far ahead they prefetch.
     """
 
-    def __init__(self, sampler: EpochBatchSampler, seed: int,
-                 arrange: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None):
+    def __init__(
+        self,
+        sampler: EpochBatchSampler,
+        seed: int,
+        arrange: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    ):
         self.sampler = sampler
         self.seed = int(seed)
         self.arrange = arrange
@@ -243,7 +257,8 @@ class SeededBatchSampler:
         for batch in self.sampler:
             number = self.sampler.batches_done - 1
             generator = torch.Generator().manual_seed(
-                batch_seed(self.seed, self.sampler.rank, self.sampler.epoch, number))
+                batch_seed(self.seed, self.sampler.rank, self.sampler.epoch, number)
+            )
             index = torch.as_tensor(batch, dtype=torch.long)
             if self.arrange is not None:
                 index = self.arrange(index, generator)
@@ -269,7 +284,7 @@ class SequentialBatchSampler:
 
     def __iter__(self) -> Iterator[list[int]]:
         for start in range(0, len(self.indices), self.batch_size):
-            yield self.indices[start: start + self.batch_size].tolist()
+            yield self.indices[start : start + self.batch_size].tolist()
 
     def __len__(self) -> int:
         return math.ceil(len(self.indices) / self.batch_size)

@@ -108,7 +108,7 @@ def mismatch_unlabeled_classes(
             f"mismatch={mismatch} is not a multiple of 1/{n_u}: with {n_u} unlabeled classes the possible levels "
             f"are {', '.join(f'{i / n_u:g}' for i in range(n_u + 1))}."
         )
-    return sorted(outside[:k] + inside[len(inside) - n_u:][k:])
+    return sorted(outside[:k] + inside[len(inside) - n_u :][k:])
 
 
 def _proportional(counts: np.ndarray, total: int) -> np.ndarray:
@@ -192,8 +192,8 @@ def ssl_split(
     labeled, unlabeled, validation = [], [], []
     for c in range(num_classes):
         members = order[ordered_labels == c]  # class c in the seeded order
-        drawn, held = members[: n_lab[c]], members[n_lab[c]: n_lab[c] + n_val[c]]
-        rest = members[n_lab[c] + n_val[c]:]
+        drawn, held = members[: n_lab[c]], members[n_lab[c] : n_lab[c] + n_val[c]]
+        rest = members[n_lab[c] + n_val[c] :]
         if c in inside:
             labeled.append(drawn)
             validation.append(held)

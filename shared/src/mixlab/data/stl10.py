@@ -33,8 +33,7 @@ STL10_INFO = DatasetInfo(
     splits=("train", "test", "unlabeled"),
     mean=STL10_MEAN,
     std=STL10_STD,
-    description="STL-10: 5,000 train / 8,000 test labeled and 100,000 unlabeled colour images of 96x96, 10 "
-    "classes.",
+    description="STL-10: 5,000 train / 8,000 test labeled and 100,000 unlabeled colour images of 96x96, 10 classes.",
     layout=f"{FOLDER}/ with train_X.bin, train_y.bin, test_X.bin, test_y.bin, unlabeled_X.bin (and "
     "class_names.txt, fold_indices.txt): the binary release stl10_binary.tar.gz, extracted",
     has_download=True,
@@ -92,8 +91,9 @@ def build_stl10(root: Path, split: str, download: bool, fold: int | None = None)
         targets = read_labels(folder / f"{split}_y.bin", images.shape[0])
     names_file = folder / "class_names.txt"
     names = names_file.read_text().split() if names_file.is_file() else None
-    dataset = ImageDataset(images, targets, 10, STL10_MEAN, STL10_STD, "stl10", split,
-                           names if names and len(names) == 10 else None)
+    dataset = ImageDataset(
+        images, targets, 10, STL10_MEAN, STL10_STD, "stl10", split, names if names and len(names) == 10 else None
+    )
     if fold is not None:
         if split != "train":
             raise DatasetError(f"{LABEL}: fold= selects part of the train split; it does not apply to {split!r}.")

@@ -28,8 +28,7 @@ SVHN_INFO = DatasetInfo(
     splits=("train", "test", "extra"),
     mean=SVHN_MEAN,
     std=SVHN_STD,
-    description="SVHN cropped digits: 73,257 train / 26,032 test / 531,131 extra colour images of 32x32, 10 "
-    "classes.",
+    description="SVHN cropped digits: 73,257 train / 26,032 test / 531,131 extra colour images of 32x32, 10 classes.",
     layout=f"{FOLDER}/train_32x32.mat, {FOLDER}/test_32x32.mat, {FOLDER}/extra_32x32.mat (the official MATLAB "
     "files; only the requested split's file is needed)",
     has_download=True,
@@ -46,7 +45,9 @@ def read_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     except (MatReadError, ValueError, OSError, NotImplementedError, TypeError) as error:
         raise malformed(LABEL, path, f"{type(error).__name__}: {error}") from None
     if "X" not in content or "y" not in content:
-        raise malformed(LABEL, path, f"expected variables 'X' and 'y', found {sorted(k for k in content if k[0] != '_')}")
+        raise malformed(
+            LABEL, path, f"expected variables 'X' and 'y', found {sorted(k for k in content if k[0] != '_')}"
+        )
     x, y = np.asarray(content["X"]), np.asarray(content["y"]).reshape(-1)
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
         raise malformed(LABEL, path, f"X has dtype {x.dtype} and shape {x.shape}, expected uint8 (32, 32, 3, N)")
@@ -63,7 +64,8 @@ def read_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 @register_dataset(SVHN_INFO)
 def build_svhn(root: Path, split: str, download: bool) -> ImageDataset:
     filename = f"{split}_32x32.mat"
-    folder = locate("svhn", LABEL, root, FOLDER, (filename,), download=download, split=split,
-                    download_into_existing=True)
+    folder = locate(
+        "svhn", LABEL, root, FOLDER, (filename,), download=download, split=split, download_into_existing=True
+    )
     images, targets = read_mat(folder / filename)
     return ImageDataset(images, targets, 10, SVHN_MEAN, SVHN_STD, "svhn", split, [str(d) for d in range(10)])

@@ -121,8 +121,10 @@ def _load_cache(folder: Path, split: str, fingerprint: str) -> tuple[np.ndarray,
         targets = np.load(targets_path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
-    if images.dtype != np.uint8 or images.shape != (meta.get("count"), 3, SIDE, SIDE) or targets.shape != (
-        images.shape[0],
+    if (
+        images.dtype != np.uint8
+        or images.shape != (meta.get("count"), 3, SIDE, SIDE)
+        or targets.shape != (images.shape[0],)
     ):
         return None
     return images, targets
@@ -181,8 +183,9 @@ def decode(files: list[Path], workers: int | None = None) -> np.ndarray:
 def build_tinyimagenet(
     root: Path, split: str, download: bool, cache: bool = True, workers: int | None = None
 ) -> ImageDataset:
-    folder = locate("tinyimagenet", LABEL, root, FOLDER, ("wnids.txt", "train", "val/val_annotations.txt"),
-                    download=download)
+    folder = locate(
+        "tinyimagenet", LABEL, root, FOLDER, ("wnids.txt", "train", "val/val_annotations.txt"), download=download
+    )
     wnids = _read_wnids(folder)
     files, labels = (_train_files if split == "train" else _test_files)(folder, wnids)
     if not files:
@@ -195,5 +198,13 @@ def build_tinyimagenet(
             _save_cache(folder, split, fingerprint, images, targets)
     else:
         images, targets = cached
-    return ImageDataset(torch.from_numpy(images), torch.from_numpy(targets.astype(np.int64)), len(wnids),
-                        (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "tinyimagenet", split, _class_names(folder, wnids))
+    return ImageDataset(
+        torch.from_numpy(images),
+        torch.from_numpy(targets.astype(np.int64)),
+        len(wnids),
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        "tinyimagenet",
+        split,
+        _class_names(folder, wnids),
+    )

@@ -127,9 +127,7 @@ def cutout_mask(
     return (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
 
 
-def cutout(
-    x: torch.Tensor, size: int, fill: Fill = 0, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def cutout(x: torch.Tensor, size: int, fill: Fill = 0, generator: torch.Generator | None = None) -> torch.Tensor:
     """Replace one random ``size`` square per image by ``fill`` (any dtype: on normalized input 0 is the mean)."""
     mask = cutout_mask(x.shape[0], x.shape[2], x.shape[3], size, generator, x.device)
     return torch.where(mask, _fill_tensor(fill, x), x)
@@ -160,8 +158,7 @@ def randaugment(
     """
     from torchvision.transforms import v2
 
-    transform = v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=num_magnitude_bins,
-                               fill=fill)
+    transform = v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=num_magnitude_bins, fill=fill)
 
     def one(image: torch.Tensor) -> torch.Tensor:
         if random_magnitude:
@@ -185,8 +182,11 @@ def _autoaugment_op(policy: str, fill: Fill | None = None) -> Any:
     """torchvision's ``v2.AutoAugment`` with the named policy (on uint8 tensors and on PIL images alike)."""
     from torchvision.transforms import AutoAugmentPolicy, v2
 
-    policies = {"cifar10": AutoAugmentPolicy.CIFAR10, "imagenet": AutoAugmentPolicy.IMAGENET,
-                "svhn": AutoAugmentPolicy.SVHN}
+    policies = {
+        "cifar10": AutoAugmentPolicy.CIFAR10,
+        "imagenet": AutoAugmentPolicy.IMAGENET,
+        "svhn": AutoAugmentPolicy.SVHN,
+    }
     if policy not in policies:
         raise ConfigError(f"AutoAugment policy must be one of {', '.join(policies)}, got {policy!r}.")
     return v2.AutoAugment(policies[policy], fill=fill)
@@ -285,7 +285,7 @@ def build_batch_transform(
     if "normalize" in names:
         if mean is None or std is None:
             raise ConfigError("the 'normalize' step needs mean and std (from the dataset).")
-        after = names[names.index("normalize") + 1:]
+        after = names[names.index("normalize") + 1 :]
         late = [n for n in after if n in _UINT8_STEPS]
         if late:
             raise ConfigError(f"{', '.join(late)} work on uint8 images and must come before 'normalize'.")

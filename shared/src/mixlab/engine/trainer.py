@@ -197,7 +197,11 @@ class Trainer:
         elif self.dist.is_main:
             rundir.write_json(
                 self.run_dir / rundir.CONFIG,
-                {"method": m.name, "config": m.config_dict(), "run": asdict(opts) | {"world_size": self.dist.world_size}},
+                {
+                    "method": m.name,
+                    "config": m.config_dict(),
+                    "run": asdict(opts) | {"world_size": self.dist.world_size},
+                },
             )
             split = m.split_dict()
             if split is not None:
@@ -258,8 +262,13 @@ class Trainer:
                         images += out.num_images * self.dist.world_size
                         if step % opts.log_every == 0:
                             check_finite()
-                            bar.update(step, images / max(1e-9, train_time + time.perf_counter() - t0),
-                                       float(loss), epoch + 1, opts.epochs)
+                            bar.update(
+                                step,
+                                images / max(1e-9, train_time + time.perf_counter() - t0),
+                                float(loss),
+                                epoch + 1,
+                                opts.epochs,
+                            )
                         else:
                             bar.advance(step)
                         if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step % spe != 0:

@@ -15,8 +15,9 @@ def as_logits(logits: torch.Tensor, device: torch.device | str = "cpu") -> torch
     return logits.detach().to(device, torch.float64)
 
 
-def as_targets(targets: torch.Tensor, n: int, num_classes: int | None = None,
-               device: torch.device | str = "cpu") -> torch.Tensor:
+def as_targets(
+    targets: torch.Tensor, n: int, num_classes: int | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     targets = targets.detach().to(device).long().reshape(-1)
     if targets.shape[0] != n:
         raise ValueError(f"Expected {n} targets, got {targets.shape[0]}.")
@@ -25,7 +26,8 @@ def as_targets(targets: torch.Tensor, n: int, num_classes: int | None = None,
     return targets
 
 
-def logits_and_targets(logits: torch.Tensor, targets: torch.Tensor,
-                       device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def logits_and_targets(
+    logits: torch.Tensor, targets: torch.Tensor, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     z = as_logits(logits, device)
     return z, as_targets(targets, z.shape[0], z.shape[1], device)

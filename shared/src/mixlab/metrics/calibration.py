@@ -92,8 +92,14 @@ def _exact_temperature(z: torch.Tensor, t: torch.Tensor, z_y: torch.Tensor, tol:
     return 1.0 / beta if beta > 0 else 1.0
 
 
-def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, *, lrs: Sequence[float] = OFFICIAL_TS_LRS,
-                    max_iter: int = OFFICIAL_TS_MAX_ITER, solver: str = "exact") -> float:
+def fit_temperature(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    lrs: Sequence[float] = OFFICIAL_TS_LRS,
+    max_iter: int = OFFICIAL_TS_MAX_ITER,
+    solver: str = "exact",
+) -> float:
     """Best temperature T for softmax(logits / T) on (logits, targets); never worse than T = 1.
 
     ``max_iter`` is LBFGS's iteration budget per learning rate (official 5000; the cost is about
@@ -124,12 +130,18 @@ def split_halves(n: int, seed: int = OFFICIAL_SPLIT_SEED) -> tuple[torch.Tensor,
     if n < 2:
         raise ValueError(f"The cross-halves protocol needs at least 2 samples, got {n}.")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[: n // 2], perm[n // 2:]
+    return perm[: n // 2], perm[n // 2 :]
 
 
-def cross_halves_calibrated(logits: torch.Tensor, targets: torch.Tensor, seed: int = OFFICIAL_SPLIT_SEED, *,
-                            lrs: Sequence[float] = OFFICIAL_TS_LRS,
-                            max_iter: int = OFFICIAL_TS_MAX_ITER, solver: str = "exact") -> dict[str, float]:
+def cross_halves_calibrated(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    seed: int = OFFICIAL_SPLIT_SEED,
+    *,
+    lrs: Sequence[float] = OFFICIAL_TS_LRS,
+    max_iter: int = OFFICIAL_TS_MAX_ITER,
+    solver: str = "exact",
+) -> dict[str, float]:
     """Calibrated metrics by the official cross-halves protocol.
 
     Returns ``nll_c``, ``ece_c`` (fraction) and ``top1_c`` (percent), each the mean of the two half-set values

@@ -39,7 +39,8 @@ def mean_pairwise_diversity(head_logits: torch.Tensor, targets: torch.Tensor) ->
     """d_re averaged over all pairs of heads; head_logits (N, M, K), or head labels (N, M), with M >= 2."""
     if head_logits.ndim not in (2, 3) or head_logits.shape[1] < 2:
         raise ValueError(
-            f"Pairwise diversity needs at least two heads, (N, M, K) or (N, M); got {tuple(head_logits.shape)}.")
+            f"Pairwise diversity needs at least two heads, (N, M, K) or (N, M); got {tuple(head_logits.shape)}."
+        )
     M = head_logits.shape[1]
     pairs = list(itertools.combinations(range(M), 2))
     return sum(ratio_error_diversity(head_logits[:, i], head_logits[:, j], targets) for i, j in pairs) / len(pairs)

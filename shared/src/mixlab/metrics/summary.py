@@ -36,10 +36,17 @@ def ensemble_logits(head_logits: torch.Tensor, reduce: str = "mean_logits") -> t
     raise ValueError(f"Unknown ensemble reduction {reduce!r}; choose one of {', '.join(ENSEMBLE_REDUCTIONS)}.")
 
 
-def classification_metrics(logits: torch.Tensor | None, targets: torch.Tensor,
-                           head_logits: torch.Tensor | None = None, calibrate: bool = True, *,
-                           ts_lrs: Sequence[float] = OFFICIAL_TS_LRS, ts_max_iter: int = OFFICIAL_TS_MAX_ITER,
-                           split_seed: int = OFFICIAL_SPLIT_SEED, ts_solver: str = "exact") -> dict[str, float | list[float]]:
+def classification_metrics(
+    logits: torch.Tensor | None,
+    targets: torch.Tensor,
+    head_logits: torch.Tensor | None = None,
+    calibrate: bool = True,
+    *,
+    ts_lrs: Sequence[float] = OFFICIAL_TS_LRS,
+    ts_max_iter: int = OFFICIAL_TS_MAX_ITER,
+    split_seed: int = OFFICIAL_SPLIT_SEED,
+    ts_solver: str = "exact",
+) -> dict[str, float | list[float]]:
     """Every reported metric of an (ensemble) classifier.
 
     ``logits`` (N, K) is the prediction being scored (for MIMO models the caller's ensemble, by default
@@ -59,14 +66,15 @@ def classification_metrics(logits: torch.Tensor | None, targets: torch.Tensor,
     out["ece"] = ece(logits, targets)
     out["brier"] = brier(logits, targets)
     if calibrate:
-        out.update(cross_halves_calibrated(logits, targets, split_seed, lrs=ts_lrs, max_iter=ts_max_iter,
-                                           solver=ts_solver))
+        out.update(
+            cross_halves_calibrated(logits, targets, split_seed, lrs=ts_lrs, max_iter=ts_max_iter, solver=ts_solver)
+        )
     if head_logits is not None:
         if head_logits.ndim != 3 or head_logits.shape[0] != logits.shape[0]:
             raise ValueError(
-                f"head_logits must be (N, M, K) with N = {logits.shape[0]}, got {tuple(head_logits.shape)}.")
-        head_top1 = [topk_accuracy(head_logits[:, i], targets, ks=(1,))["top1"]
-                     for i in range(head_logits.shape[1])]
+                f"head_logits must be (N, M, K) with N = {logits.shape[0]}, got {tuple(head_logits.shape)}."
+            )
+        head_top1 = [topk_accuracy(head_logits[:, i], targets, ks=(1,))["top1"] for i in range(head_logits.shape[1])]
         out["head_top1"] = head_top1
         out["top1_individual"] = sum(head_top1) / len(head_top1)
         if head_logits.shape[1] >= 2:

@@ -54,7 +54,9 @@ def predict(
         x = runtime.to_input((x.float() / 255 - mean) / std)
         with runtime.precision.autocast():
             outputs.append(model(x).float())
-    logits = torch.cat(outputs) if outputs else torch.zeros(0, model.num_members, model.num_classes, device=runtime.device)
+    logits = (
+        torch.cat(outputs) if outputs else torch.zeros(0, model.num_members, model.num_classes, device=runtime.device)
+    )
     targets = dataset.targets[start:stop].to(runtime.device)
     return runtime.gather(logits), runtime.gather(targets)
 
@@ -114,8 +116,14 @@ class MultiInputMethod(Method):
     def build_sampler(self, num_samples: int, dist: DistInfo) -> EpochBatchSampler:
         """MixMo's batch repetition: b copies of each index in a batch, b times the steps per epoch."""
         cfg = self.config
-        return BatchRepetitionSampler(num_samples, cfg.batch_size, repetitions=cfg.batch_repetitions, seed=cfg.seed,
-                                      rank=dist.rank, world_size=dist.world_size)
+        return BatchRepetitionSampler(
+            num_samples,
+            cfg.batch_size,
+            repetitions=cfg.batch_repetitions,
+            seed=cfg.seed,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
 
     def attach_training_images(self) -> None:
         """The whole training set lives on the device as uint8; batches are gathered by index, augmented in batch."""

@@ -24,22 +24,31 @@ def wide_dtype(device: DeviceLike) -> torch.dtype:
     return torch.float32 if torch.device(device or "cpu").type == "mps" else torch.float64
 
 
-def rand(shape: tuple[int, ...], device: DeviceLike, generator: torch.Generator | None = None,
-         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def rand(
+    shape: tuple[int, ...],
+    device: DeviceLike,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """U[0, 1) draws of ``shape`` delivered on ``device``."""
     out = torch.rand(shape, generator=generator, device=draw_device(device, generator), dtype=dtype)
     return out.to(device) if device is not None else out
 
 
-def randn(shape: tuple[int, ...], device: DeviceLike, generator: torch.Generator | None = None,
-          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def randn(
+    shape: tuple[int, ...],
+    device: DeviceLike,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """N(0, 1) draws of ``shape`` delivered on ``device``."""
     out = torch.randn(shape, generator=generator, device=draw_device(device, generator), dtype=dtype)
     return out.to(device) if device is not None else out
 
 
-def randint(high: int, shape: tuple[int, ...], device: DeviceLike,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def randint(
+    high: int, shape: tuple[int, ...], device: DeviceLike, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Integers uniform in ``[0, high)`` of ``shape`` (int64) delivered on ``device``."""
     out = torch.randint(high, shape, generator=generator, device=draw_device(device, generator))
     return out.to(device) if device is not None else out
@@ -55,8 +64,12 @@ def randint(high: int, shape: tuple[int, ...], device: DeviceLike,
 LOG_SPACE_BELOW = 0.1
 
 
-def dirichlet(concentration: torch.Tensor, generator: torch.Generator | None = None, log_space: bool | None = None,
-              device: DeviceLike = None) -> torch.Tensor:
+def dirichlet(
+    concentration: torch.Tensor,
+    generator: torch.Generator | None = None,
+    log_space: bool | None = None,
+    device: DeviceLike = None,
+) -> torch.Tensor:
     """Dirichlet rows over the last axis of ``concentration``, float64; the one Beta/Dirichlet sampler of mixlab.
 
     The draws are made on ``concentration``'s device, from ``generator`` (which must live there) or from that
@@ -91,8 +104,13 @@ def dirichlet(concentration: torch.Tensor, generator: torch.Generator | None = N
     return torch.where(out.isnan(), centre, out)
 
 
-def symmetric_dirichlet(alpha: float, shape: tuple[int, ...], device: DeviceLike,
-                        generator: torch.Generator | None = None, log_space: bool | None = None) -> torch.Tensor:
+def symmetric_dirichlet(
+    alpha: float,
+    shape: tuple[int, ...],
+    device: DeviceLike,
+    generator: torch.Generator | None = None,
+    log_space: bool | None = None,
+) -> torch.Tensor:
     """Rows of ``Dir_K(alpha)`` (K = ``shape[-1]``) delivered on ``device``; Beta(alpha, alpha) is ``[..., 0]`` of K=2.
 
     Drawn where :func:`draw_device` says (on the CPU when no generator is given for MPS, which has no float64);

@@ -63,10 +63,22 @@ def _level_draw(level: str, batch: int, device: torch.device, generator: torch.G
     return _rng.rand((batch,), device, generator)
 
 
-def sample_mixing(batch: int, M: int, height: int, width: int, *, alpha: float, binary_prob: float,
-                  block: str = "cutmix", box: str = "clip", role_swap_level: str = "batch",
-                  binary_choice_level: str = "batch", generator: torch.Generator | None = None,
-                  device: torch.device | str | None = None, **kind_options: object) -> MixingPlan:
+def sample_mixing(
+    batch: int,
+    M: int,
+    height: int,
+    width: int,
+    *,
+    alpha: float,
+    binary_prob: float,
+    block: str = "cutmix",
+    box: str = "clip",
+    role_swap_level: str = "batch",
+    binary_choice_level: str = "batch",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    **kind_options: object,
+) -> MixingPlan:
     """Draw a MixingPlan for ``batch`` samples of ``M`` inputs on an ``height x width`` mixing grid.
 
     kappa ~ Beta(alpha, alpha) / Dir_M(alpha) per sample (alpha <= 0: 1/M). With probability ``binary_prob``
@@ -79,8 +91,7 @@ def sample_mixing(batch: int, M: int, height: int, width: int, *, alpha: float, 
     if not 0.0 <= binary_prob <= 1.0:
         raise ConfigError(f"The binary-mixing probability must lie in [0, 1], got {binary_prob}.")
     if block not in BINARY_KINDS + LINEAR_BLOCKS:
-        raise ConfigError(
-            f"Unknown mixing block {block!r}; choose one of {', '.join(BINARY_KINDS + LINEAR_BLOCKS)}.")
+        raise ConfigError(f"Unknown mixing block {block!r}; choose one of {', '.join(BINARY_KINDS + LINEAR_BLOCKS)}.")
     for name, level in (("role_swap_level", role_swap_level), ("binary_choice_level", binary_choice_level)):
         if level not in LEVELS:
             raise ConfigError(f"{name} must be one of {', '.join(LEVELS)}, got {level!r}.")
@@ -114,11 +125,13 @@ def sample_mixing(batch: int, M: int, height: int, width: int, *, alpha: float, 
     rest = others.sum(1, keepdim=True)
     # kappa_i / (1 - kappa_k), written as a share of the other inputs' mass so that kappa_k = 1 cannot divide
     # by zero (the rest is then split evenly, which is immaterial as (1 - mask) is almost surely empty).
-    share = torch.where(rest > 0, others / rest.clamp_min(torch.finfo(kappa.dtype).tiny),
-                        (~is_owner).to(kappa.dtype) / (M - 1))
+    share = torch.where(
+        rest > 0, others / rest.clamp_min(torch.finfo(kappa.dtype).tiny), (~is_owner).to(kappa.dtype) / (M - 1)
+    )
     share = share.masked_fill(is_owner, 0.0)
-    binary_masks = torch.where(is_owner[:, :, None, None, None], mask[:, None],
-                               (1.0 - mask[:, None]) * share[:, :, None, None, None])
+    binary_masks = torch.where(
+        is_owner[:, :, None, None, None], mask[:, None], (1.0 - mask[:, None]) * share[:, :, None, None, None]
+    )
     binary_kappa = binary_masks.mean(dim=(2, 3, 4))
 
     if bool(use_binary.all()):
@@ -142,11 +155,15 @@ def mix(l: torch.Tensor, masks: torch.Tensor | None, scale_by_M: bool = True) ->
         return l[:, 0]
     if masks is None:
         return l.sum(1)
-    if masks.ndim != 5 or masks.shape[:3] != (l.shape[0], M, 1) or any(
-            s not in (1, t) for s, t in zip(masks.shape[3:], l.shape[3:])):
+    if (
+        masks.ndim != 5
+        or masks.shape[:3] != (l.shape[0], M, 1)
+        or any(s not in (1, t) for s, t in zip(masks.shape[3:], l.shape[3:]))
+    ):
         raise ConfigError(
             f"Mixing masks of shape {tuple(masks.shape)} do not fit encodings of shape {tuple(l.shape)}; the "
-            "masks must be built on the mixing-space grid (B, M, 1, H, W) or be constants (B, M, 1, 1, 1).")
+            "masks must be built on the mixing-space grid (B, M, 1, H, W) or be constants (B, M, 1, 1, 1)."
+        )
     mixed = (masks.to(l.dtype) * l).sum(1)
     return mixed * M if scale_by_M else mixed
 

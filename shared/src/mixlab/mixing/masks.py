@@ -46,8 +46,9 @@ def _interval(start: torch.Tensor, stop: torch.Tensor, size: int) -> torch.Tenso
     return (pos[None, :] >= start[:, None]) & (pos[None, :] < stop[:, None])
 
 
-def cutmix_box_mask(kappa: torch.Tensor, height: int, width: int, box: str = "clip",
-                    generator: torch.Generator | None = None) -> MaskResult:
+def cutmix_box_mask(
+    kappa: torch.Tensor, height: int, width: int, box: str = "clip", generator: torch.Generator | None = None
+) -> MaskResult:
     """CutMix rectangle per sample (official ``_rand_bbox_of_area_lam``; spec §3.3).
 
     ``box="clip"`` (official): side ``int(W * sqrt(kappa))``, centre uniform over every cell, corners at
@@ -81,14 +82,18 @@ def cutmix_box_mask(kappa: torch.Tensor, height: int, width: int, box: str = "cl
     return _finish(rows[:, :, None] & cols[:, None, :])
 
 
-def _concat_mask(kappa: torch.Tensor, height: int, width: int, axis: str, random_side: bool,
-                 generator: torch.Generator | None) -> MaskResult:
+def _concat_mask(
+    kappa: torch.Tensor, height: int, width: int, axis: str, random_side: bool, generator: torch.Generator | None
+) -> MaskResult:
     k = _check_grid(kappa, height, width)
     batch, device = k.shape[0], k.device
     size = width if axis == "width" else height
     border = torch.floor(k * size).long()  # number of ones along the split axis
-    flip = (_rng.rand((batch,), device, generator) < 0.5) if random_side else torch.zeros(
-        batch, dtype=torch.bool, device=device)
+    flip = (
+        (_rng.rand((batch,), device, generator) < 0.5)
+        if random_side
+        else torch.zeros(batch, dtype=torch.bool, device=device)
+    )
     start = torch.where(flip, size - border, torch.zeros_like(border))
     line = _interval(start, start + border, size)  # (B, size)
     if axis == "width":
@@ -98,8 +103,9 @@ def _concat_mask(kappa: torch.Tensor, height: int, width: int, axis: str, random
     return _finish(mask)
 
 
-def hconcat_mask(kappa: torch.Tensor, height: int, width: int, random_side: bool = True,
-                 generator: torch.Generator | None = None) -> MaskResult:
+def hconcat_mask(
+    kappa: torch.Tensor, height: int, width: int, random_side: bool = True, generator: torch.Generator | None = None
+) -> MaskResult:
     """Horizontal concatenation in the thesis' sense (A.5.1, §9 A13): a **vertical** dividing line.
 
     The left/right part of width ``int(kappa * W)`` gets the ones; a per-sample fair coin (official
@@ -109,14 +115,16 @@ def hconcat_mask(kappa: torch.Tensor, height: int, width: int, random_side: bool
     return _concat_mask(kappa, height, width, "width", random_side, generator)
 
 
-def vconcat_mask(kappa: torch.Tensor, height: int, width: int, random_side: bool = True,
-                 generator: torch.Generator | None = None) -> MaskResult:
+def vconcat_mask(
+    kappa: torch.Tensor, height: int, width: int, random_side: bool = True, generator: torch.Generator | None = None
+) -> MaskResult:
     """Vertical concatenation in the thesis' sense: a **horizontal** dividing line (top/bottom parts)."""
     return _concat_mask(kappa, height, width, "height", random_side, generator)
 
 
-def patchup2d_mask(kappa: torch.Tensor, height: int, width: int, block_size: int = 7,
-                   generator: torch.Generator | None = None) -> MaskResult:
+def patchup2d_mask(
+    kappa: torch.Tensor, height: int, width: int, block_size: int = 7, generator: torch.Generator | None = None
+) -> MaskResult:
     """PatchUp hard, one 2-D mask shared by all channels (spec §3.5).
 
     Each cell is a block seed with probability gamma' = kappa * S^2 / (block^2 * (S - block + 1)^2) (the
@@ -129,14 +137,17 @@ def patchup2d_mask(kappa: torch.Tensor, height: int, width: int, block_size: int
         raise ConfigError(f"The PatchUp block size ({block}) must be between 1 and the grid size ({height}x{width}).")
     batch, device = k.shape[0], k.device
     gamma = k * (height * width) / (block**2 * (height - block + 1) * (width - block + 1))
-    seeds = _rng.rand((batch, 1, height, width), device, generator, dtype=k.dtype) < gamma.clamp(
-        max=1.0)[:, None, None, None]
+    seeds = (
+        _rng.rand((batch, 1, height, width), device, generator, dtype=k.dtype)
+        < gamma.clamp(max=1.0)[:, None, None, None]
+    )
     opened = F.max_pool2d(seeds.to(torch.float32), kernel_size=block, stride=1, padding=block // 2)
     return _finish(opened[:, 0, :height, :width] > 0.5)
 
 
-def fmix_mask(kappa: torch.Tensor, height: int, width: int, decay_power: float = 3.0,
-              generator: torch.Generator | None = None) -> MaskResult:
+def fmix_mask(
+    kappa: torch.Tensor, height: int, width: int, decay_power: float = 3.0, generator: torch.Generator | None = None
+) -> MaskResult:
     """FMix (Harris et al. 2020): top-``floor(kappa*H*W)`` cells of a low-frequency random image.
 
     The random image is the real inverse FFT of a complex Gaussian spectrum scaled by
@@ -181,9 +192,16 @@ def _blur_matrix(kernels: torch.Tensor, n: int) -> torch.Tensor:
     return taps * valid.to(kernels.dtype)
 
 
-def cowmask_mask(kappa: torch.Tensor, height: int, width: int, p_min: float = 0.2, p_max: float = 0.8,
-                 sigma_min: float = 4.0, sigma_max: float = 16.0,
-                 generator: torch.Generator | None = None) -> MaskResult:
+def cowmask_mask(
+    kappa: torch.Tensor,
+    height: int,
+    width: int,
+    p_min: float = 0.2,
+    p_max: float = 0.8,
+    sigma_min: float = 4.0,
+    sigma_max: float = 16.0,
+    generator: torch.Generator | None = None,
+) -> MaskResult:
     """CowMask (French et al.; official MixMo ``_cow_mask``). **Ignores kappa** (only its batch size is used).
 
     Per sample: p ~ U(p_min, p_max), sigma log-uniform in [sigma_min, sigma_max]; N(0,1) noise is blurred by a
@@ -225,13 +243,20 @@ def kind_option_names(kind: str) -> tuple[str, ...]:
     return tuple(n for n in params if n not in ("kappa", "height", "width", "generator"))
 
 
-def binary_mask(kind: str, kappa: torch.Tensor, height: int, width: int,
-                generator: torch.Generator | None = None, **kind_options: object) -> MaskResult:
+def binary_mask(
+    kind: str,
+    kappa: torch.Tensor,
+    height: int,
+    width: int,
+    generator: torch.Generator | None = None,
+    **kind_options: object,
+) -> MaskResult:
     """Dispatch to the mask generator ``kind`` (one of ``BINARY_KINDS``); returns ``(mask, area)``."""
     allowed = kind_option_names(kind)
     unknown = sorted(set(kind_options) - set(allowed))
     if unknown:
         raise ConfigError(
             f"Option(s) {', '.join(unknown)} do not apply to the {kind!r} mask; it accepts: "
-            f"{', '.join(allowed) if allowed else 'no options'}.")
+            f"{', '.join(allowed) if allowed else 'no options'}."
+        )
     return _GENERATORS[kind](kappa, height, width, generator=generator, **kind_options)

@@ -18,7 +18,10 @@ def _static_prefix_permutation(n: int, fixed: int, generator: torch.Generator | 
 
 
 def pair_inputs(
-    batch_indices: torch.Tensor, num_members: int, input_repetition: float = 0.0, generator: torch.Generator | None = None
+    batch_indices: torch.Tensor,
+    num_members: int,
+    input_repetition: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """(bs,) dataset indices -> (bs, M) indices: column m is what input m sees in each row."""
     if not 0.0 <= input_repetition <= 1.0:

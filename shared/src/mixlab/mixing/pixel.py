@@ -28,7 +28,8 @@ def soft_targets(y: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.f
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ConfigError(
             f"Labels must lie in [0, {num_classes}) to build soft targets; got values in "
-            f"[{int(y.min())}, {int(y.max())}] (unlabeled samples, marked -1, cannot be mixed).")
+            f"[{int(y.min())}, {int(y.max())}] (unlabeled samples, marked -1, cannot be mixed)."
+        )
     return F.one_hot(y.long(), num_classes).to(dtype)
 
 
@@ -47,7 +48,8 @@ def soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor, reducti
         raise ConfigError(f"Unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}.")
     if logits.shape != soft_targets.shape:
         raise ConfigError(
-            f"Logits {tuple(logits.shape)} and soft targets {tuple(soft_targets.shape)} must have the same shape.")
+            f"Logits {tuple(logits.shape)} and soft targets {tuple(soft_targets.shape)} must have the same shape."
+        )
     loss = -(soft_targets.to(logits.dtype) * torch.log_softmax(logits, dim=-1)).sum(-1)
     if reduction == "mean":
         return loss.mean()
@@ -64,7 +66,8 @@ def _partner_images(x: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
     if partner.shape != x.shape:
         raise ConfigError(
             f"Partner images {tuple(partner.shape)} must have the shape of the batch {tuple(x.shape)}, or be "
-            "given as a 1-D index tensor into the batch.")
+            "given as a 1-D index tensor into the batch."
+        )
     return partner.to(x.device)
 
 
@@ -74,8 +77,13 @@ def _applied(batch: int, prob: float, device: torch.device, generator: torch.Gen
     return _rng.rand((batch,), device, generator) < prob
 
 
-def pixel_mixup(x: torch.Tensor, partner: torch.Tensor, alpha: float = 1.0, prob: float = 0.5,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pixel_mixup(
+    x: torch.Tensor,
+    partner: torch.Tensor,
+    alpha: float = 1.0,
+    prob: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """MixUp lam * x + (1 - lam) * x_partner with lam ~ Beta(alpha, alpha), for each sample with prob ``prob``.
 
     Returns the mixed images and lam (B,); samples left alone keep their image exactly and lam = 1.
@@ -102,7 +110,8 @@ def corrected_lambda(pixel_mask: torch.Tensor, mixing_mask: torch.Tensor) -> tor
     if pixel_mask.ndim != 4 or mixing_mask.ndim != 4 or mixing_mask.shape[:2] != pixel_mask.shape[:2]:
         raise ConfigError(
             f"corrected_lambda needs masks (B, 1, H, W) and (B, 1, h|1, w|1); got {tuple(pixel_mask.shape)} and "
-            f"{tuple(mixing_mask.shape)}.")
+            f"{tuple(mixing_mask.shape)}."
+        )
     lam = pixel_mask.float().mean(dim=(1, 2, 3))
     h, w = mixing_mask.shape[2:]
     if (h, w) == (1, 1):
@@ -110,8 +119,7 @@ def corrected_lambda(pixel_mask: torch.Tensor, mixing_mask: torch.Tensor) -> tor
     H, W = pixel_mask.shape[2:]
     if H % h or W % w:
         raise ConfigError(f"The pixel grid {H}x{W} is not a whole multiple of the mixing grid {h}x{w}.")
-    pooled = F.avg_pool2d(pixel_mask.float(), kernel_size=(H // h, W // w)) if (H, W) != (h, w) \
-        else pixel_mask.float()
+    pooled = F.avg_pool2d(pixel_mask.float(), kernel_size=(H // h, W // w)) if (H, W) != (h, w) else pixel_mask.float()
     weight = mixing_mask.float()
     total = weight.sum(dim=(1, 2, 3))
     inside = (pooled * weight).sum(dim=(1, 2, 3))
@@ -119,9 +127,14 @@ def corrected_lambda(pixel_mask: torch.Tensor, mixing_mask: torch.Tensor) -> tor
     return torch.where(total > 0, inside / total.clamp_min(torch.finfo(total.dtype).tiny), lam)
 
 
-def pixel_cutmix(x: torch.Tensor, partner: torch.Tensor, alpha: float = 1.0, prob: float = 0.5,
-                 generator: torch.Generator | None = None,
-                 mixing_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pixel_cutmix(
+    x: torch.Tensor,
+    partner: torch.Tensor,
+    alpha: float = 1.0,
+    prob: float = 0.5,
+    generator: torch.Generator | None = None,
+    mixing_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """CutMix: paste a box of the partner into x, for each sample with probability ``prob``.
 
     lam ~ Beta(alpha, alpha), the box follows the MixMo box algorithm (clipped at the border) and lam becomes

@@ -16,8 +16,9 @@ from mixlab.errors import ConfigError
 from mixlab.mixing._rng import DeviceLike, symmetric_dirichlet
 
 
-def sample_ratios(batch: int, M: int, alpha: float, generator: torch.Generator | None = None,
-                  device: DeviceLike = None) -> torch.Tensor:
+def sample_ratios(
+    batch: int, M: int, alpha: float, generator: torch.Generator | None = None, device: DeviceLike = None
+) -> torch.Tensor:
     """Per-sample mixing ratios, shape (batch, M), float32, each row on the simplex.
 
     Beta(alpha, alpha) as (k, 1 - k) for M=2, symmetric Dirichlet_M(alpha) otherwise; ``alpha <= 0`` gives
@@ -41,8 +42,9 @@ def sample_ratios(batch: int, M: int, alpha: float, generator: torch.Generator |
     return kappa
 
 
-def sample_lambda(batch: int, alpha: float, generator: torch.Generator | None = None,
-                  device: DeviceLike = None) -> torch.Tensor:
+def sample_lambda(
+    batch: int, alpha: float, generator: torch.Generator | None = None, device: DeviceLike = None
+) -> torch.Tensor:
     """Per-sample in-pixel MSDA ratio lambda ~ Beta(alpha, alpha), shape (batch,), float32.
 
     Unlike kappa there is no "fixed 1/2" meaning for alpha <= 0 here: pixel MixUp/CutMix with such an alpha
@@ -51,5 +53,6 @@ def sample_lambda(batch: int, alpha: float, generator: torch.Generator | None = 
     if not alpha > 0:
         raise ConfigError(
             f"The in-pixel MixUp/CutMix concentration alpha must be positive (the recipes use 1.0), got {alpha}. "
-            "To train without in-pixel mixing, turn the pixel MSDA off instead.")
+            "To train without in-pixel mixing, turn the pixel MSDA off instead."
+        )
     return sample_ratios(batch, 2, alpha, generator, device)[:, 0]

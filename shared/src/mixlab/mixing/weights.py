@@ -33,8 +33,7 @@ def reweight(kappa: torch.Tensor, r: float) -> torch.Tensor:
     return (M * rooted / total).to(kappa.dtype if kappa.is_floating_point() else torch.float32)
 
 
-def weighted_head_loss(head_logits: torch.Tensor, soft_targets: torch.Tensor,
-                       weights: torch.Tensor) -> torch.Tensor:
+def weighted_head_loss(head_logits: torch.Tensor, soft_targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """The MixMo training loss (Eq. 3.1 / A.1): mean over samples of sum_i w_{n,i} * CE(yhat_{n,i}, y_{n,i}).
 
     head_logits (B, M, K), soft_targets (B, M, K) (one-hot or soft, e.g. after in-pixel CutMix), weights (B, M)
@@ -44,6 +43,7 @@ def weighted_head_loss(head_logits: torch.Tensor, soft_targets: torch.Tensor,
     if head_logits.shape != soft_targets.shape or head_logits.shape[:2] != weights.shape:
         raise ConfigError(
             f"weighted_head_loss needs head_logits (B, M, K), soft_targets (B, M, K) and weights (B, M); got "
-            f"{tuple(head_logits.shape)}, {tuple(soft_targets.shape)} and {tuple(weights.shape)}.")
+            f"{tuple(head_logits.shape)}, {tuple(soft_targets.shape)} and {tuple(weights.shape)}."
+        )
     ce = -(soft_targets * torch.log_softmax(head_logits, dim=-1)).sum(-1)  # (B, M)
     return (weights.to(ce.dtype) * ce).sum(1).mean()

@@ -92,8 +92,9 @@ class ClassAttentionBlock(nn.Module):
     timm's ``LayerScaleBlockClassAttn`` (CaiT), so the head stage treats both alike.
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = False,
-                 drop_path: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = False, drop_path: float = 0.0
+    ) -> None:
         super().__init__()
         layers, _, cait = _timm()
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
@@ -143,8 +144,9 @@ class VisionTransformer(Backbone):
         self.head_block = head_block
 
         # flatten=False: the stem's output is the (B, d, h, w) token grid, the mixing space of MultiHeadMIMO.
-        self.stem = layers.PatchEmbed(img_size=img_size, patch_size=patch_size, in_chans=3, embed_dim=embed_dim,
-                                      flatten=False)
+        self.stem = layers.PatchEmbed(
+            img_size=img_size, patch_size=patch_size, in_chans=3, embed_dim=embed_dim, flatten=False
+        )
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches, embed_dim))
         self.blocks = nn.ModuleList(blocks)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -283,19 +285,52 @@ def convit_variant(
     grid_gpsa = _grid_gpsa_class()
     blocks = []
     for rate in rates:
-        block = convit.Block(width, heads, mlp_ratio=mlp_ratio, qkv_bias=False, drop_path=rate, norm_layer=norm,
-                             use_gpsa=True, locality_strength=locality_strength)
-        block.attn = grid_gpsa(width, num_heads=heads, qkv_bias=False, locality_strength=locality_strength,
-                               grid_size=img_size // patch_size)
+        block = convit.Block(
+            width,
+            heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=False,
+            drop_path=rate,
+            norm_layer=norm,
+            use_gpsa=True,
+            locality_strength=locality_strength,
+        )
+        block.attn = grid_gpsa(
+            width,
+            num_heads=heads,
+            qkv_bias=False,
+            locality_strength=locality_strength,
+            grid_size=img_size // patch_size,
+        )
         blocks.append(block)
     if head_block == "ca":
-        head = [ClassAttentionBlock(width, heads, mlp_ratio, qkv_bias=False, drop_path=drop_path_rate)
-                for _ in range(head_depth)]
+        head = [
+            ClassAttentionBlock(width, heads, mlp_ratio, qkv_bias=False, drop_path=drop_path_rate)
+            for _ in range(head_depth)
+        ]
     else:
-        head = [convit.Block(width, heads, mlp_ratio=mlp_ratio, qkv_bias=False, drop_path=drop_path_rate,
-                             norm_layer=norm, use_gpsa=False) for _ in range(head_depth)]
-    return VisionTransformer(num_classes=num_classes, img_size=img_size, patch_size=patch_size, embed_dim=width,
-                             num_heads=heads, blocks=blocks, head_blocks=head, head_block=head_block)
+        head = [
+            convit.Block(
+                width,
+                heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=False,
+                drop_path=drop_path_rate,
+                norm_layer=norm,
+                use_gpsa=False,
+            )
+            for _ in range(head_depth)
+        ]
+    return VisionTransformer(
+        num_classes=num_classes,
+        img_size=img_size,
+        patch_size=patch_size,
+        embed_dim=width,
+        num_heads=heads,
+        blocks=blocks,
+        head_blocks=head,
+        head_block=head_block,
+    )
 
 
 def cait(
@@ -320,31 +355,85 @@ def cait(
     heads = num_heads if num_heads is not None else max(1, width // 48)
     _check_geometry(f"cait{depth}-{width}", img_size, patch_size, width, heads, depth)
     norm = functools.partial(nn.LayerNorm, eps=LN_EPS)
-    blocks = [cait_mod.LayerScaleBlock(width, heads, mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=drop_path_rate,
-                                       norm_layer=norm, init_values=init_values) for _ in range(depth)]
-    head = [cait_mod.LayerScaleBlockClassAttn(width, heads, mlp_ratio=mlp_ratio, qkv_bias=True, norm_layer=norm,
-                                              init_values=init_values) for _ in range(head_depth)]
-    return VisionTransformer(num_classes=num_classes, img_size=img_size, patch_size=patch_size, embed_dim=width,
-                             num_heads=heads, blocks=blocks, head_blocks=head, head_block="ca")
+    blocks = [
+        cait_mod.LayerScaleBlock(
+            width,
+            heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=True,
+            drop_path=drop_path_rate,
+            norm_layer=norm,
+            init_values=init_values,
+        )
+        for _ in range(depth)
+    ]
+    head = [
+        cait_mod.LayerScaleBlockClassAttn(
+            width, heads, mlp_ratio=mlp_ratio, qkv_bias=True, norm_layer=norm, init_values=init_values
+        )
+        for _ in range(head_depth)
+    ]
+    return VisionTransformer(
+        num_classes=num_classes,
+        img_size=img_size,
+        patch_size=patch_size,
+        embed_dim=width,
+        num_heads=heads,
+        blocks=blocks,
+        head_blocks=head,
+        head_block="ca",
+    )
 
 
-register_model("convit{depth}-{width}", description="ConViT variant: GPSA trunk + 2 class-attention blocks (thesis ch. 4)")(
-    convit_variant
-)
+register_model(
+    "convit{depth}-{width}", description="ConViT variant: GPSA trunk + 2 class-attention blocks (thesis ch. 4)"
+)(convit_variant)
 register_model("cait{depth}-{width}", description="CaiT: LayerScale/talking-heads trunk + 2 LayerScale CA blocks")(cait)
 
 
 @register_model("cait-xxs{depth}", description="CaiT-XXS (width 192, 4 heads), e.g. cait-xxs24")
-def cait_xxs(num_classes: int, *, depth: int, img_size: int = 32, patch_size: int = 4, head_depth: int = 2,
-             drop_path_rate: float = 0.0, init_values: float = 1e-5) -> VisionTransformer:
+def cait_xxs(
+    num_classes: int,
+    *,
+    depth: int,
+    img_size: int = 32,
+    patch_size: int = 4,
+    head_depth: int = 2,
+    drop_path_rate: float = 0.0,
+    init_values: float = 1e-5,
+) -> VisionTransformer:
     """CaiT-XXS-``depth``: width 192, 4 heads (CaiT paper, timm ``cait_xxs24``)."""
-    return cait(num_classes, depth=depth, width=192, img_size=img_size, patch_size=patch_size,
-                head_depth=head_depth, drop_path_rate=drop_path_rate, init_values=init_values)
+    return cait(
+        num_classes,
+        depth=depth,
+        width=192,
+        img_size=img_size,
+        patch_size=patch_size,
+        head_depth=head_depth,
+        drop_path_rate=drop_path_rate,
+        init_values=init_values,
+    )
 
 
 @register_model("cait-xs{depth}", description="CaiT-XS (width 288, 6 heads), e.g. cait-xs24")
-def cait_xs(num_classes: int, *, depth: int, img_size: int = 32, patch_size: int = 4, head_depth: int = 2,
-            drop_path_rate: float = 0.0, init_values: float = 1e-5) -> VisionTransformer:
+def cait_xs(
+    num_classes: int,
+    *,
+    depth: int,
+    img_size: int = 32,
+    patch_size: int = 4,
+    head_depth: int = 2,
+    drop_path_rate: float = 0.0,
+    init_values: float = 1e-5,
+) -> VisionTransformer:
     """CaiT-XS-``depth``: width 288, 6 heads (CaiT paper, timm ``cait_xs24``)."""
-    return cait(num_classes, depth=depth, width=288, img_size=img_size, patch_size=patch_size,
-                head_depth=head_depth, drop_path_rate=drop_path_rate, init_values=init_values)
+    return cait(
+        num_classes,
+        depth=depth,
+        width=288,
+        img_size=img_size,
+        patch_size=patch_size,
+        head_depth=head_depth,
+        drop_path_rate=drop_path_rate,
+        init_values=init_values,
+    )

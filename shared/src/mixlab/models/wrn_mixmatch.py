@@ -58,8 +58,9 @@ class MixMatchBlock(nn.Module):
         self.stride = stride
         self.tf_same_padding = tf_same_padding and stride != 1
         self.bn1 = nn.BatchNorm2d(in_planes, momentum=bn_momentum, eps=bn_eps)
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=0 if self.tf_same_padding else 1,
-                               bias=conv_bias)
+        self.conv1 = nn.Conv2d(
+            in_planes, planes, 3, stride=stride, padding=0 if self.tf_same_padding else 1, bias=conv_bias
+        )
         self.bn2 = nn.BatchNorm2d(planes, momentum=bn_momentum, eps=bn_eps)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=conv_bias)
         # The official code adds a 1x1 conv whenever the channel count changes (a strided block always changes it).
@@ -115,15 +116,23 @@ class WideResNetMixMatch(Backbone):
         self.stem_stride = 1
         self.num_features = channels[3]
         self.leaky_slope = leaky_slope
-        options = dict(bn_momentum=bn_momentum, bn_eps=bn_eps, conv_bias=conv_bias, leaky_slope=leaky_slope,
-                       tf_same_padding=tf_same_padding)
+        options = dict(
+            bn_momentum=bn_momentum,
+            bn_eps=bn_eps,
+            conv_bias=conv_bias,
+            leaky_slope=leaky_slope,
+            tf_same_padding=tf_same_padding,
+        )
 
         self.stem = nn.Conv2d(3, channels[0], kernel_size=3, stride=1, padding=1, bias=conv_bias)
         stages = []
         for index in range(3):
             stride = 1 if index == 0 else 2
-            blocks = [MixMatchBlock(channels[index], channels[index + 1], stride,
-                                    activate_before_residual=index == 0, **options)]
+            blocks = [
+                MixMatchBlock(
+                    channels[index], channels[index + 1], stride, activate_before_residual=index == 0, **options
+                )
+            ]
             blocks += [
                 MixMatchBlock(channels[index + 1], channels[index + 1], 1, activate_before_residual=False, **options)
                 for _ in range(blocks_per_stage - 1)
@@ -180,6 +189,12 @@ def wide_resnet_mixmatch(
 ) -> WideResNetMixMatch:
     """Wide ResNet-depth-width of the MixMatch/RealMix code (leaky ReLU, TF BatchNorm, conv biases)."""
     return WideResNetMixMatch(
-        num_classes, depth=depth, width=width, bn_momentum=bn_momentum, bn_eps=bn_eps, conv_bias=conv_bias,
-        leaky_slope=leaky_slope, tf_same_padding=tf_same_padding,
+        num_classes,
+        depth=depth,
+        width=width,
+        bn_momentum=bn_momentum,
+        bn_eps=bn_eps,
+        conv_bias=conv_bias,
+        leaky_slope=leaky_slope,
+        tf_same_padding=tf_same_padding,
     )

@@ -99,7 +99,10 @@ class SSLConfig:
         return BASE_VARIANTS
 
     def validate(self):
-        need(self.variant in self.variants(), f"variant must be one of {', '.join(self.variants())}, not {self.variant!r}")
+        need(
+            self.variant in self.variants(),
+            f"variant must be one of {', '.join(self.variants())}, not {self.variant!r}",
+        )
         need(self.num_labeled >= 1, f"num_labeled must be at least 1, not {self.num_labeled}")
         need(self.batch_size >= 1 and self.unlabeled_ratio >= 1, "batch_size and unlabeled_ratio must be >= 1")
         need(self.total_steps >= 1 and self.eval_every >= 1, "total_steps and eval_every must be >= 1")
@@ -143,18 +146,46 @@ VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     "mean-teacher": dict(lambda_u=50.0, rampup="linear", label_smoothing=0.001, weight_decay=0.2),
     "mixmatch": dict(),
     "fixmatch": dict(
-        optimizer="sgd", lr=0.03, momentum=0.9, nesterov=True, weight_decay=5e-4, weight_decay_mode="l2",
-        lr_schedule="cosine", unlabeled_ratio=7, lambda_u=1.0, rampup_steps=0, threshold=0.95,
-        unlabeled_includes_labeled=True, input_scale="normalize",
+        optimizer="sgd",
+        lr=0.03,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        weight_decay_mode="l2",
+        lr_schedule="cosine",
+        unlabeled_ratio=7,
+        lambda_u=1.0,
+        rampup_steps=0,
+        threshold=0.95,
+        unlabeled_includes_labeled=True,
+        input_scale="normalize",
     ),
 }
 
 #: Fields that describe the data and the budget (run length and what scales with it: the EMA horizon, the lambda_u
 #: ramp, the BatchNorm momentum): kept when a recipe is switched to another algorithm.
 DATA_FIELDS = (
-    "dataset", "num_labeled", "num_validation", "split_seed", "labeled_classes", "mismatch", "unlabeled_classes",
-    "balance", "use_extra", "eval_restrict_classes", "model", "bn_momentum", "crop_padding", "hflip", "batch_size", "total_steps",
-    "eval_every", "report_last", "seed", "ema_decay", "rampup_steps",
+    "dataset",
+    "num_labeled",
+    "num_validation",
+    "split_seed",
+    "labeled_classes",
+    "mismatch",
+    "unlabeled_classes",
+    "balance",
+    "use_extra",
+    "eval_restrict_classes",
+    "model",
+    "bn_momentum",
+    "crop_padding",
+    "hflip",
+    "batch_size",
+    "total_steps",
+    "eval_every",
+    "report_last",
+    "seed",
+    "ema_decay",
+    "rampup_steps",
 )
 
 

@@ -63,8 +63,9 @@ def build_ssl_data(config: SSLConfig, data_root: Path | None = None, download: b
     )
     if pools and not cfg.unlabeled_includes_labeled:
         only_unlabeled = split.unlabeled[~torch.isin(split.unlabeled, split.labeled)]
-        split = SplitIndices(split.labeled, only_unlabeled, split.validation,
-                             {**split.params, "unlabeled_includes_labeled": False})
+        split = SplitIndices(
+            split.labeled, only_unlabeled, split.validation, {**split.params, "unlabeled_includes_labeled": False}
+        )
     unlabeled = [train.images[split.unlabeled]]
     unlabeled_targets = [train.targets[split.unlabeled]]
     for extra_split in pools:
@@ -126,8 +127,9 @@ class InputPipeline:
         cfg = self.config
         x = self.weak_uint8(x)
         if cfg.randaugment_ops > 0:
-            x = T.batched_randaugment(x, num_ops=cfg.randaugment_ops, magnitude=cfg.randaugment_magnitude,
-                                      random_magnitude=True)
+            x = T.batched_randaugment(
+                x, num_ops=cfg.randaugment_ops, magnitude=cfg.randaugment_magnitude, random_magnitude=True
+            )
         x = self.scale(x)
         if cfg.strong_cutout > 0:
             x = T.cutout(x, cfg.strong_cutout, fill=0.0)

@@ -16,8 +16,9 @@ from mixlab.errors import ConfigError
 
 def _same_shape(name: str, a: Tensor, b: Tensor) -> None:
     if a.shape != b.shape or a.ndim != 2:
-        raise ConfigError(f"{name} needs two (N, K) tensors of the same shape, got {tuple(a.shape)} and "
-                          f"{tuple(b.shape)}.")
+        raise ConfigError(
+            f"{name} needs two (N, K) tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}."
+        )
 
 
 def probability_mse(logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:

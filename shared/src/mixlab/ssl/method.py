@@ -240,10 +240,11 @@ class SSLMethod(Method):
         images, targets = self.labeled_batch(step)
         unlabeled = self.unlabeled_uint8(step)
         B, U = len(images), len(unlabeled)
-        logits = self.forward(torch.cat([self.inputs.weak(images), self.inputs.weak(unlabeled),
-                                         self.inputs.strong(unlabeled)]))
+        logits = self.forward(
+            torch.cat([self.inputs.weak(images), self.inputs.weak(unlabeled), self.inputs.strong(unlabeled)])
+        )
         loss_x = F.cross_entropy(logits[:B].float(), targets)
-        loss_u, mask = fixmatch_unlabeled_loss(logits[B:B + U], logits[B + U:], cfg.threshold)
+        loss_u, mask = fixmatch_unlabeled_loss(logits[B : B + U], logits[B + U :], cfg.threshold)
         loss = loss_x + cfg.lambda_u * loss_u
         logs = {"loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "mask": mask.mean().detach()}
         return StepOutput(loss, B + 2 * U, logs)
@@ -267,7 +268,7 @@ class SSLMethod(Method):
         start, stop = rt.shard(len(data))
         outs = []
         for i in range(start, stop, batch_size):
-            x = data.images[i:min(i + batch_size, stop)].to(rt.device, non_blocking=True)
+            x = data.images[i : min(i + batch_size, stop)].to(rt.device, non_blocking=True)
             with rt.precision.autocast():
                 outs.append(model(rt.to_input(self.inputs.scale(x))).float())
         logits = torch.cat(outs) if outs else torch.zeros(0, self.num_classes, device=rt.device)
@@ -287,7 +288,7 @@ class SSLMethod(Method):
         metrics: dict[str, Any] = classification_metrics(logits, targets.cpu(), calibrate=False)
         metrics["error"] = 100.0 - metrics["top1"]
         self.history.append(float(metrics["top1"]))
-        last = self.history[-self.config.report_last:]
+        last = self.history[-self.config.report_last :]
         metrics["median_top1"] = statistics.median(last)
         metrics["median_error"] = 100.0 - metrics["median_top1"]
         metrics["evaluations_in_median"] = len(last)

@@ -54,8 +54,9 @@ def biased_mixup(
             "(normalise the images and one-hot encode the labels first)."
         )
     if x.ndim == 0 or y.ndim == 0 or y.shape[0] != x.shape[0]:
-        raise ConfigError(f"MixUp needs one target row per input row, got inputs {tuple(x.shape)}, "
-                          f"targets {tuple(y.shape)}.")
+        raise ConfigError(
+            f"MixUp needs one target row per input row, got inputs {tuple(x.shape)}, targets {tuple(y.shape)}."
+        )
     n = x.shape[0]
     if alpha > 0:
         lam = _biased_lambda(n, alpha, per_sample, generator)
