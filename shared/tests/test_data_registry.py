@@ -8,7 +8,18 @@ from mixlab.data import ImageDataset, available_datasets, build_dataset, dataset
 from mixlab.data.digits import DIGITS_MEAN, DIGITS_STD, MIN_CONTRAST, _all_digits, _raw_digits, digits_statistics
 from mixlab.errors import DatasetError
 
-CONTRACT_NAMES = ["digits", "cifar10", "cifar100", "svhn", "stl10", "tinyimagenet", "cifar100c", "imagenet100"]
+CONTRACT_NAMES = [
+    "digits",
+    "cifar10",
+    "cifar100",
+    "svhn",
+    "stl10",
+    "tinyimagenet",
+    "cifar100c",
+    "imagenet100",
+    "mnist",
+    "fashion-mnist",
+]
 
 
 def test_registered_names_and_infos():
@@ -21,6 +32,8 @@ def test_registered_names_and_infos():
         "stl10": (10, 96),
         "tinyimagenet": (200, 64),
         "cifar100c": (100, 32),
+        "mnist": (10, 32),
+        "fashion-mnist": (10, 32),
     }
     for name, (classes, side) in expected.items():
         info = dataset_info(name)
@@ -37,7 +50,7 @@ def test_unknown_names_splits_and_options_are_dataset_errors():
     with pytest.raises(DatasetError, match="unknown dataset 'imagenet'"):
         build_dataset("imagenet")
     with pytest.raises(DatasetError) as error:
-        dataset_info("mnist")
+        dataset_info("kmnist")
     assert all(name in str(error.value) for name in CONTRACT_NAMES)
     with pytest.raises(DatasetError, match="no split 'val'.*train, test"):
         build_dataset("digits", "val")

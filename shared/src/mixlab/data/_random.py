@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import torch
 
-from mixlab.mixing import _rng
+from mixlab import rng as _rng
 
 
 def rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -46,7 +46,7 @@ def seeded_global_rng(generator: torch.Generator | None) -> Iterator[None]:
 
 
 def dirichlet(concentration: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Rows of Dirichlet samples for ``concentration`` of shape (..., K): :func:`mixlab.mixing._rng.dirichlet` on
+    """Rows of Dirichlet samples for ``concentration`` of shape (..., K): :func:`mixlab.rng.dirichlet` on
     the CPU's global RNG (seeded from ``generator``), exact for tiny concentrations too."""
     with seeded_global_rng(generator):
         sample = _rng.dirichlet(concentration.double().cpu())

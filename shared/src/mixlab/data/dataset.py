@@ -39,6 +39,17 @@ def check_targets(where: str, targets: torch.Tensor, count: int, num_classes: in
         raise DatasetError(f"{where} has a target {int(targets.min())} < -1; the label file is malformed.")
 
 
+def require_rgb(dataset: ImageDataset | FileImageDataset, needed_by: str) -> None:
+    """Refuse a grey (``channels=1``) dataset where ``needed_by`` takes 3-channel images (the backbones' stems,
+    RandAugment), with the fix in the message instead of a shape error inside a convolution."""
+    channels = getattr(dataset, "channels", 3)
+    if channels != 3:
+        raise DatasetError(
+            f"3-channel (RGB) images are needed by {needed_by}, but dataset {dataset.name!r} was built with "
+            f"channels={channels}; build it with channels=3 (the default: the grey channel repeated)."
+        )
+
+
 class _Labels:
     """What both dataset kinds derive from their ``targets`` and ``num_classes``."""
 
@@ -64,17 +75,19 @@ class _Labels:
 
 @dataclass(repr=False)
 class ImageDataset(_Labels):
-    """Images ``uint8 (N, 3, H, W)`` and targets ``int64 (N,)`` (``-1`` marks an unlabeled image).
+    """Images ``uint8 (N, C, H, W)`` and targets ``int64 (N,)`` (``-1`` marks an unlabeled image).
 
-    ``mean``/``std`` are the per-channel normalization constants (on the [0, 1] scale) the recipes use for this
-    dataset; ``images`` may be a lazily read view (STL-10's 2.7 GB unlabeled split is a memory map).
+    C is 3 (RGB, what every mixlab backbone takes) except for a grey dataset built with ``channels=1`` (MNIST,
+    Fashion-MNIST), for code of one's own. ``mean``/``std`` are the per-channel normalization constants (on the
+    [0, 1] scale, one per channel) the recipes use for this dataset; ``images`` may be a lazily read view (STL-10's
+    2.7 GB unlabeled split is a memory map).
     """
 
     images: torch.Tensor
     targets: torch.Tensor
     num_classes: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     name: str
     split: str
     class_names: list[str] | None = None
@@ -83,10 +96,17 @@ class ImageDataset(_Labels):
         # A malformed file that decodes to the wrong shape must fail here, with the dataset named, rather than as
         # a shape error deep inside a model.
         where = f"dataset {self.name!r} (split {self.split!r})"
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] not in (1, 3):
             raise DatasetError(
                 f"{where} decoded to images of dtype {self.images.dtype} and shape {tuple(self.images.shape)}, "
-                "but mixlab expects uint8 images of shape (N, 3, H, W); the files on disk are probably malformed."
+                "but mixlab expects uint8 images of shape (N, 3, H, W) (or (N, 1, H, W) for a grey dataset); the "
+                "files on disk are probably malformed."
+            )
+        channels = int(self.images.shape[1])
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise DatasetError(
+                f"{where} has {channels}-channel images but {len(self.mean)} mean and {len(self.std)} std "
+                "constants; give one per channel."
             )
         check_targets(where, self.targets, int(self.images.shape[0]), self.num_classes)
 
@@ -96,6 +116,10 @@ class ImageDataset(_Labels):
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.images.shape[2]), int(self.images.shape[3])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
 
     def subset(self, indices: torch.Tensor | Sequence[int]) -> ImageDataset:
         """The images at ``indices`` (in that order; repeats allowed), with every constant kept."""

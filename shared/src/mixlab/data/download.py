@@ -37,8 +37,9 @@ class Resource:
     subdir: str = ""
 
 
-#: Official sources, keyed by dataset then by split ("all" when one archive holds every split). Checksums are the
-#: ones the releases publish (and torchvision checks); a test may replace entries with ``file://`` URLs.
+#: Official sources, keyed by dataset then by split ("all" when one archive holds every split; "split/part" when a
+#: split is several files, e.g. MNIST's images and labels). Checksums are the ones the releases publish (and
+#: torchvision checks); a test may replace entries with ``file://`` URLs.
 SOURCES: dict[str, dict[str, Resource]] = {
     "cifar10": {
         "all": Resource(
@@ -106,6 +107,40 @@ SOURCES: dict[str, dict[str, Resource]] = {
             "2.9 GB",
         )
     },
+    # The idx files, gzipped, as the releases publish them (md5s: torchvision's for MNIST, whose original host no
+    # longer serves them; the zalandoresearch/fashion-mnist README's for Fashion-MNIST).
+    "mnist": {
+        f"{split}/{part}": Resource(
+            f"https://ossci-datasets.s3.amazonaws.com/mnist/{stem}-{part}-idx{rank}-ubyte.gz",
+            f"{stem}-{part}-idx{rank}-ubyte.gz",
+            md5,
+            size,
+            extract=False,
+            subdir="mnist",
+        )
+        for split, stem, part, rank, md5, size in (
+            ("train", "train", "images", 3, "f68b3c2dcbeaaa9fbdd348bbdeb94873", "9.9 MB"),
+            ("train", "train", "labels", 1, "d53e105ee54ea40749a09fcbcd1e9432", "29 KB"),
+            ("test", "t10k", "images", 3, "9fb629c4189551a2d022fa330f9573f3", "1.6 MB"),
+            ("test", "t10k", "labels", 1, "ec29112dd5afa0611ce80d1b7f02629c", "4.5 KB"),
+        )
+    },
+    "fashion-mnist": {
+        f"{split}/{part}": Resource(
+            f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{stem}-{part}-idx{rank}-ubyte.gz",
+            f"{stem}-{part}-idx{rank}-ubyte.gz",
+            md5,
+            size,
+            extract=False,
+            subdir="fashion-mnist",
+        )
+        for split, stem, part, rank, md5, size in (
+            ("train", "train", "images", 3, "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "26 MB"),
+            ("train", "train", "labels", 1, "25c81989df183df01b3e8a0aad5dffbe", "30 KB"),
+            ("test", "t10k", "images", 3, "bef4ecab320f06d8554ea6380940ec79", "4.4 MB"),
+            ("test", "t10k", "labels", 1, "bb300cfdad3c16e7a12a480ee83cd310", "5 KB"),
+        )
+    },
 }
 
 
@@ -118,9 +153,11 @@ def resources_for(name: str, split: str | None = None) -> list[Resource]:
         return [table["all"]]
     if split is None:
         return list(table.values())
-    if split not in table:
-        raise DatasetError(f"dataset {name!r} has no download for split {split!r}; splits: {', '.join(table)}.")
-    return [table[split]]
+    chosen = [resource for key, resource in table.items() if key.split("/")[0] == split]
+    if not chosen:
+        splits = ", ".join(dict.fromkeys(key.split("/")[0] for key in table))
+        raise DatasetError(f"dataset {name!r} has no download for split {split!r}; splits: {splits}.")
+    return chosen
 
 
 def md5sum(path: Path) -> str:
@@ -258,9 +295,11 @@ def how_to_get(name: str, root: Path, split: str | None = None) -> str:
         return ""
     resources = resources_for(name, split)
     files = ", ".join(f"{r.filename} ({r.size}) from {r.url}" for r in resources)
-    unpack = "extract it into" if any(r.extract for r in resources) else "store it in"
+    it = "them" if len(resources) > 1 else "it"
+    unpack = f"extract {it} into" if any(r.extract for r in resources) else f"store {it} in"
+    md5 = "their md5s" if len(resources) > 1 else "its md5"
     target = root / resources[0].subdir if resources[0].subdir else root
     return (
-        f"Re-run with --download (download=True in Python) to fetch {files}, verify its md5 and {unpack} "
-        f"{target}, or put it there yourself."
+        f"Re-run with --download (download=True in Python) to fetch {files}, verify {md5} and {unpack} "
+        f"{target}, or put {it} there yourself."
     )
