@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from mixlab.metrics import brier, ece, expected_calibration_error, nll, topk_accuracy
+from mixlab.metrics import BRIER_REDUCTIONS, brier, ece, expected_calibration_error, nll, topk_accuracy
+from mixlab.metrics.classification import _bin_edges
 
 
 def _logits_with_confidence(conf: float, n: int, K: int = 2) -> torch.Tensor:
@@ -61,6 +62,49 @@ def test_ece_bins_are_upper_inclusive():
     assert expected_calibration_error(conf, correct, n_bins=4) == pytest.approx(upper_inclusive)
 
 
+def _reference_ece(conf: list[float], correct: list[float], n_bins: int) -> float:
+    """Straightforward ECE with Python-float edges i / n_bins and membership lo < conf <= hi."""
+    edges = [i / n_bins for i in range(n_bins + 1)]
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        members = [k for k, c in enumerate(conf) if lo < c <= hi]
+        if members:
+            gap = sum(conf[k] for k in members) / len(members) - sum(correct[k] for k in members) / len(members)
+            total += len(members) / len(conf) * abs(gap)
+    return total
+
+
+@pytest.mark.parametrize("n_bins", [15, 10, 7])
+def test_ece_confidences_on_and_next_to_every_edge(n_bins):
+    # Edge i/n (correct) next to the midpoint of the bin below it (wrong): sharing that bin gives |1 - c - m| / 2,
+    # being in the next bin (1 - c + m) / 2, so a one-ulp shift of an edge changes the value. 15 bins: torch.linspace
+    # put 11/15 one ulp high; 10 bins: 3/10 as well.
+    for i in range(1, n_bins + 1):
+        edge = i / n_bins
+        mid = (i - 0.5) / n_bins
+        for c in (math.nextafter(edge, 0.0), edge, math.nextafter(edge, 2.0)):
+            if c > 1.0:
+                continue
+            conf, correct = [c, mid], [1.0, 0.0]
+            expected = _reference_ece(conf, correct, n_bins)
+            got = expected_calibration_error(torch.tensor(conf, dtype=torch.float64), torch.tensor(correct), n_bins)
+            assert got == pytest.approx(expected, abs=1e-15), (n_bins, i, c)
+            if c == edge:  # the edge belongs to the bin below it, together with the midpoint
+                assert got == pytest.approx(abs(1.0 - c - mid) / 2, abs=1e-15)
+    # Every edge at once (0 is in no bin, 1.0 in the last), half of them correct.
+    conf = [i / n_bins for i in range(n_bins + 1)]
+    correct = [float(i % 2) for i in range(n_bins + 1)]
+    got = expected_calibration_error(torch.tensor(conf, dtype=torch.float64), torch.tensor(correct), n_bins)
+    assert got == pytest.approx(_reference_ece(conf, correct, n_bins), abs=1e-15)
+
+
+def test_ece_bin_edges_are_i_over_n_and_the_official_ones_for_15_bins():
+    for n_bins in (1, 7, 10, 15, 20):
+        edges = _bin_edges(n_bins).tolist()
+        assert edges == [i / n_bins for i in range(n_bins + 1)] and edges[-1] == 1.0
+    assert _bin_edges(15).tolist() == np.linspace(0, 1, 16).tolist()  # official get_ece, bit for bit
+
+
 def test_ece_matches_the_official_loop():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(500, 10, generator=g) * 2
@@ -81,6 +125,24 @@ def test_brier_golden():
     K = 4
     assert brier(torch.zeros(3, K), torch.tensor([0, 1, 3])) == pytest.approx(1 - 1 / K)  # uniform prediction
     assert brier(torch.tensor([[50.0, -50.0]]), torch.tensor([1])) == pytest.approx(2.0)  # confident and wrong
+    assert brier(torch.zeros(3, K), torch.tensor([0, 1, 3]), reduction="mean_over_classes") == pytest.approx(
+        (1 - 1 / K) / K
+    )
+
+
+def test_brier_conventions_sum_and_official_mean_over_classes():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(50, 7, generator=g) * 2
+    targets = torch.randint(7, (50,), generator=g)
+    probs = torch.softmax(logits.double(), 1).numpy()
+    onehot = np.eye(7)[targets.numpy()]
+    official = np.mean((probs - onehot) ** 2)  # official get_brier (per batch, times its size, over the dataset)
+    assert BRIER_REDUCTIONS == ("sum_over_classes", "mean_over_classes")
+    assert brier(logits, targets, reduction="mean_over_classes") == pytest.approx(official, rel=1e-12)
+    assert brier(logits, targets) == brier(logits, targets, reduction="sum_over_classes")
+    assert brier(logits, targets) == pytest.approx(7 * official, rel=1e-12)
+    with pytest.raises(ValueError):
+        brier(logits, targets, reduction="mean")
 
 
 def test_shape_checks():

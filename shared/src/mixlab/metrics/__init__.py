@@ -9,19 +9,22 @@ from mixlab.metrics.analysis import (
 )
 from mixlab.metrics.calibration import (
     OFFICIAL_SPLIT_SEED,
+    OFFICIAL_TS_DTYPE,
     OFFICIAL_TS_LRS,
     OFFICIAL_TS_MAX_ITER,
     cross_halves_calibrated,
     fit_temperature,
     split_halves,
 )
-from mixlab.metrics.classification import brier, ece, expected_calibration_error, nll, topk_accuracy
+from mixlab.metrics.classification import BRIER_REDUCTIONS, brier, ece, expected_calibration_error, nll, topk_accuracy
 from mixlab.metrics.diversity import mean_pairwise_diversity, ratio_error_diversity
 from mixlab.metrics.summary import ENSEMBLE_REDUCTIONS, classification_metrics, ensemble_logits
 
 __all__ = [
+    "BRIER_REDUCTIONS",
     "ENSEMBLE_REDUCTIONS",
     "OFFICIAL_SPLIT_SEED",
+    "OFFICIAL_TS_DTYPE",
     "OFFICIAL_TS_LRS",
     "OFFICIAL_TS_MAX_ITER",
     "SHARE_VARIANTS",

@@ -30,11 +30,20 @@ def nll(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return F.cross_entropy(z, t).item()
 
 
+def _bin_edges(n_bins: int) -> torch.Tensor:
+    """ECE bin edges ``i / n_bins`` for i = 0..n_bins (Python's correctly rounded division; the last is 1.0)."""
+    return torch.tensor([i / n_bins for i in range(n_bins + 1)], dtype=torch.float64)
+
+
 def expected_calibration_error(confidences: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> float:
     """ECE as a fraction in [0, 1] from per-sample confidences and correctness.
 
     ``n_bins`` equal-width bins on [0, 1] with membership lower < conf <= upper (official ``get_ece``), so a
-    confidence of exactly 1 falls in the last bin and one of exactly 0 in none.
+    confidence of exactly 1 falls in the last bin and one of exactly 0 in none. The edges are the correctly rounded
+    floats ``i / n_bins`` (the last exactly 1.0), so a confidence equal to ``i / n_bins`` belongs to bin i - 1. For
+    the official 15 bins these are bit for bit the official ``np.linspace(0, 1, 16)`` edges (``torch.linspace`` puts
+    11/15 one ulp higher); for some other bin counts ``np.linspace`` (which computes ``i * (1 / n_bins)``) is one ulp
+    off ``i / n_bins`` on a few edges, e.g. 3/10, 6/10, 7/10.
     ECE = sum_b |B_b|/n * |acc(B_b) - conf(B_b)| = sum_b |sum_{B_b} (correct - conf)| / n.
     """
     if n_bins < 1:
@@ -43,7 +52,7 @@ def expected_calibration_error(confidences: torch.Tensor, correct: torch.Tensor,
     hit = correct.detach().to("cpu", torch.float64).reshape(-1)
     if conf.shape != hit.shape or conf.numel() == 0:
         raise ValueError("ECE needs as many correctness flags as confidences, and at least one sample.")
-    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
+    edges = _bin_edges(n_bins)
     # bucketize(right=False) returns i with edges[i-1] < conf <= edges[i]: bin i-1, upper edge inclusive.
     idx = torch.bucketize(conf, edges, right=False) - 1
     valid = (idx >= 0) & (idx < n_bins)
@@ -58,11 +67,26 @@ def ece(logits: torch.Tensor, targets: torch.Tensor, n_bins: int = 15) -> float:
     return expected_calibration_error(conf, pred == t, n_bins)
 
 
-def brier(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """Mean over samples of sum_k (p_k - onehot_k)^2, in [0, 2].
+BRIER_REDUCTIONS: tuple[str, ...] = ("sum_over_classes", "mean_over_classes")
 
-    (The official MixMo code additionally divides by K; this is the textbook multi-class Brier score.)
+
+def brier(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "sum_over_classes") -> float:
+    """Multi-class Brier score: the mean over samples of the squared error between softmax and one-hot target.
+
+    ``reduction`` says how the K per-class squared errors of a sample are combined:
+
+    * ``"sum_over_classes"`` (default; the textbook multi-class Brier score of Brier 1950): mean over samples of
+      sum_k (p_k - onehot_k)^2, in [0, 2]. This is the ``brier`` that :func:`classification_metrics` reports.
+    * ``"mean_over_classes"`` (the official MixMo code's ``get_brier``, ``np.mean((p - onehot) ** 2)`` over the
+      (N, K) array): the same divided by K, in [0, 2 / K].
+
+    The thesis reports no Brier score, so neither convention is needed to compare with its tables.
     """
+    if reduction not in BRIER_REDUCTIONS:
+        raise ValueError(f"Unknown Brier reduction {reduction!r}; choose one of {', '.join(BRIER_REDUCTIONS)}.")
     z, t = logits_and_targets(logits, targets)
     p = torch.softmax(z, dim=1)
-    return ((p - F.one_hot(t, z.shape[1]).to(p.dtype)) ** 2).sum(1).mean().item()
+    per_sample = ((p - F.one_hot(t, z.shape[1]).to(p.dtype)) ** 2).sum(1)
+    if reduction == "mean_over_classes":
+        per_sample = per_sample / z.shape[1]
+    return per_sample.mean().item()

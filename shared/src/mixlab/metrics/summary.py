@@ -51,8 +51,10 @@ def classification_metrics(
 
     ``logits`` (N, K) is the prediction being scored (for MIMO models the caller's ensemble, by default
     ``ensemble_logits(head_logits)``, used when ``logits`` is None). Returns top1, top5 (percent), nll, ece
-    (fraction), brier; with ``calibrate`` the cross-halves nll_c, ece_c, top1_c and the two temperatures (see
-    :func:`cross_halves_calibrated`; the official TS budget is costly on a CPU, ``ts_max_iter`` lowers it);
+    (fraction, 15 bins), brier (summed over classes, in [0, 2]: ``brier(..., reduction="sum_over_classes")``; the
+    official MixMo code prints this divided by K, and the thesis reports no Brier); with ``calibrate`` the
+    cross-halves nll_c, ece_c, top1_c and the two temperatures (see :func:`cross_halves_calibrated`; ``ts_solver``
+    "exact" or the official "lbfgs" loop, whose ``ts_lrs`` and ``ts_max_iter`` are unused by "exact");
     with ``head_logits`` (N, M, K): ``head_top1`` (per head), ``top1_individual`` (their mean) and, for
     M >= 2, ``diversity`` (mean pairwise d_re).
     """
@@ -64,7 +66,7 @@ def classification_metrics(
     out.update(topk_accuracy(logits, targets, ks=(1, 5)))
     out["nll"] = nll(logits, targets)
     out["ece"] = ece(logits, targets)
-    out["brier"] = brier(logits, targets)
+    out["brier"] = brier(logits, targets, reduction="sum_over_classes")
     if calibrate:
         out.update(
             cross_halves_calibrated(logits, targets, split_seed, lrs=ts_lrs, max_iter=ts_max_iter, solver=ts_solver)
