@@ -11,8 +11,8 @@ from torch import nn
 class ToyMethod(Method):
     name = "toy"
 
-    def __init__(self, n: int = 96, batch: int = 16, nan_at_step: int | None = None):
-        self.n, self.batch, self.nan_at_step = n, batch, nan_at_step
+    def __init__(self, n: int = 96, batch: int = 16, nan_at_step: int | None = None, epochs: int = 3):
+        self.n, self.batch, self.nan_at_step, self.epochs = n, batch, nan_at_step, epochs
 
     def build(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -26,6 +26,7 @@ class ToyMethod(Method):
         start, stop = runtime.shard(self.n)
         self.local = torch.arange(start, stop)
         self.steps_per_epoch = len(self.local) // self.batch
+        self.total_steps, self.eval_every = self.epochs * self.steps_per_epoch, self.steps_per_epoch
         self.scheduler = warmup_multistep(
             self.optimizer, steps_per_epoch=self.steps_per_epoch, warmup_epochs=1, milestones=[2], gamma=0.5
         )

@@ -7,11 +7,10 @@ from mixlab.errors import ConfigError, RunDirError
 
 
 def _fit(ToyMethod, tmp_path, name, **kw):
-    method_kw = {k: kw.pop(k) for k in list(kw) if k in ("nan_at_step",)}
+    method_kw = {k: kw.pop(k) for k in list(kw) if k in ("nan_at_step", "epochs")}
     options = RunOptions(
         package="toy",
         dataset="toy",
-        epochs=kw.pop("epochs", 3),
         device="cpu",
         progress=False,
         out=tmp_path / name,
@@ -40,9 +39,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(toy_method, tmp_path
     stopped, _ = _fit(toy_method, tmp_path, "split", epochs=3, stop_after_steps=8)
     assert stopped["status"] == "stopped"
     assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["step"] == 8
-    options = RunOptions(
-        package="toy", dataset="toy", epochs=3, device="cpu", progress=False, resume=tmp_path / "split"
-    )
+    options = RunOptions(package="toy", dataset="toy", device="cpu", progress=False, resume=tmp_path / "split")
     resumed = toy_method()
     summary = Trainer(resumed, options).fit()
     assert summary["status"] == "completed"
@@ -67,8 +64,9 @@ def test_refuses_to_overwrite_and_bad_options(toy_method, tmp_path):
     _fit(toy_method, tmp_path, "once", epochs=1)
     with pytest.raises(RunDirError, match="already exists"):
         _fit(toy_method, tmp_path, "once", epochs=1)
-    with pytest.raises(ConfigError, match="epochs"):
+    with pytest.raises(ConfigError, match="steps must be at least 1"):
         _fit(toy_method, tmp_path, "bad", epochs=0)
+    assert not (tmp_path / "bad").exists()  # a start that failed before its first checkpoint leaves nothing
     with pytest.raises(ConfigError, match="--amp"):
         _fit(toy_method, tmp_path, "bad2", amp="fp8")
 

@@ -1,9 +1,10 @@
-"""The one Beta/Dirichlet sampler (mixlab.mixing._rng.dirichlet): exact for a tiny alpha, unchanged streams above."""
+"""The one Beta/Dirichlet sampler (mixlab.rng.dirichlet): exact for a tiny alpha, unchanged streams above."""
 
 import pytest
 import torch
+from mixlab import rng as _rng
 from mixlab.data import _random
-from mixlab.mixing import _rng, sample_lambda, sample_ratios
+from mixlab.mixing import sample_lambda, sample_ratios
 from mixlab.ssl import biased_mixup
 
 

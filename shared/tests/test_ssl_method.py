@@ -8,14 +8,14 @@ import pytest
 import torch
 from mixlab.engine import DistInfo, Precision, RunOptions, Runtime, Trainer, TrainProgress
 from mixlab.errors import ConfigError
-from mixlab.ssl import InfiniteIndexStream, SSLConfig, SSLMethod, build_ssl_data, with_variant
+from mixlab.ssl import InfiniteIndexStream, SSLConfig, SSLMethod, algorithm_for, build_ssl_data, with_variant
 
 TINY = SSLConfig(
     dataset="digits",
     model="wrnmm10-1",
     num_labeled=50,
     batch_size=8,
-    total_steps=4,
+    steps=4,
     eval_every=2,
     report_last=2,
     rampup_steps=4,
@@ -26,7 +26,7 @@ TINY = SSLConfig(
 
 def built(config: SSLConfig) -> SSLMethod:
     torch.manual_seed(0)
-    method = SSLMethod(config)
+    method = algorithm_for(config)(config)
     method.build(Runtime(torch.device("cpu"), DistInfo(), Precision("off", torch.device("cpu")), channels_last=False))
     method.forward_module = method.model
     method.model.train()
@@ -34,7 +34,7 @@ def built(config: SSLConfig) -> SSLMethod:
 
 
 def progress(step: int, config: SSLConfig) -> TrainProgress:
-    return TrainProgress(step, 0, config.epochs, config.steps_per_eval)
+    return TrainProgress(step, 0, 1, config.steps, config.steps)
 
 
 def test_index_stream_is_a_function_of_the_step_and_ranks_split_the_global_batch():
@@ -50,7 +50,7 @@ def test_index_stream_is_a_function_of_the_step_and_ranks_split_the_global_batch
 
 
 def test_with_variant_keeps_data_and_budget_and_takes_the_algorithms_hyperparameters():
-    base = dataclasses.replace(TINY, lambda_u=250.0, num_labeled=60, total_steps=1000, eval_every=100)
+    base = dataclasses.replace(TINY, lambda_u=250.0, num_labeled=60, steps=1000, eval_every=100)
     fix = with_variant(base, "fixmatch")
     assert (fix.optimizer, fix.lr, fix.unlabeled_ratio, fix.threshold, fix.lr_schedule) == (
         "sgd",
@@ -59,7 +59,7 @@ def test_with_variant_keeps_data_and_budget_and_takes_the_algorithms_hyperparame
         0.95,
         "cosine",
     )
-    assert (fix.num_labeled, fix.total_steps, fix.dataset, fix.model) == (60, 1000, "digits", "wrnmm10-1")
+    assert (fix.num_labeled, fix.steps, fix.dataset, fix.model) == (60, 1000, "digits", "wrnmm10-1")
     assert fix.lambda_u == 1.0 and fix.unlabeled_includes_labeled
     mt = with_variant(base, "mean-teacher")
     assert mt.lambda_u == 50.0 and mt.rampup_steps == 400  # ramp over the first 40% of training
@@ -72,7 +72,7 @@ def test_with_variant_keeps_data_and_budget_and_takes_the_algorithms_hyperparame
     "change, message",
     [
         (dict(variant="vat"), "variant"),
-        (dict(total_steps=10, eval_every=4), "multiple of eval_every"),
+        (dict(steps=10, lr_cycles=3), "lr_cycles"),
         (dict(temperature=0.0), "temperature"),
         (dict(mismatch=120.0), "percentage"),
     ],
@@ -155,7 +155,7 @@ def test_interleaving_changes_only_batchnorm_statistics_not_the_loss_definition(
 
 @pytest.mark.parametrize("variant", ["supervised", "mean-teacher", "fixmatch"])
 def test_base_algorithms_take_a_finite_step_with_their_logs(variant):
-    cfg = with_variant(dataclasses.replace(TINY, randaugment_ops=1, total_steps=100, eval_every=50), variant)
+    cfg = with_variant(dataclasses.replace(TINY, randaugment_ops=1, steps=100, eval_every=50), variant)
     method = built(dataclasses.replace(cfg, unlabeled_ratio=2 if variant == "fixmatch" else 1))
     out = method.train_step(3, progress(3, method.config))
     assert torch.isfinite(out.loss)
@@ -170,12 +170,10 @@ def test_base_algorithms_take_a_finite_step_with_their_logs(variant):
 
 
 def test_the_engine_runs_an_ssl_method_and_reports_the_median_of_the_last_evaluations(tmp_path):
-    cfg = dataclasses.replace(TINY, total_steps=4, eval_every=2, report_last=2)
+    cfg = dataclasses.replace(TINY, steps=4, eval_every=2, report_last=2)
     summary = Trainer(
-        SSLMethod(cfg),
-        RunOptions(
-            package="ssl", dataset="digits", epochs=cfg.epochs, device="cpu", progress=False, out=tmp_path / "run"
-        ),
+        algorithm_for(cfg)(cfg),
+        RunOptions(package="ssl", dataset="digits", device="cpu", progress=False, out=tmp_path / "run"),
     ).fit()
     assert summary["status"] == "completed" and summary["steps"] == 4
     final = summary["final"]

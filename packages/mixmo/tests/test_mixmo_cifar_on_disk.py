@@ -1,20 +1,10 @@
 """The real on-disk path end to end: miniature CIFAR-100 and CIFAR-100-C in their release formats."""
 
 import json
-import pickle
 
 import numpy as np
 from mixlab.data import STANDARD_CORRUPTIONS
-
-
-def _write_cifar100(root, n_train=128, n_test=20, seed=0):
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    for split, n in (("train", n_train), ("test", n_test)):
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        with open(folder / split, "wb") as f:
-            pickle.dump({b"data": data, b"fine_labels": rng.integers(0, 100, n).tolist(), b"coarse_labels": [0] * n}, f)
+from mixlab.testing import write_cifar100
 
 
 def _write_cifar100c(root, per_severity=2, seed=1):
@@ -28,7 +18,7 @@ def _write_cifar100c(root, per_severity=2, seed=1):
 
 def test_train_and_eval_on_cifar100_with_cifar100c_robustness(run_cli, tmp_path):
     data = tmp_path / "data"
-    _write_cifar100(data)
+    write_cifar100(data)
     out = tmp_path / "run"
     result = run_cli(
         "train",

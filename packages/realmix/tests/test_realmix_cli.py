@@ -8,7 +8,7 @@ import json
 import torch
 from mixlab.engine import load_checkpoint
 from mixlab.testing import assert_resume_is_exact, one_line_error
-from realmix.method import RealMixMethod
+from realmix.method import realmix_method
 from realmix.recipes import BOOK
 
 
@@ -102,7 +102,7 @@ def test_transfer_learning_loads_everything_but_the_head(run_cli, fast_options, 
         BOOK.get("digits-100-realmix").config, extend_copies=2, init_checkpoint=str(source / "checkpoints" / "last.pt")
     )
     torch.manual_seed(1)
-    model = RealMixMethod(config).build_model(10)
+    model = realmix_method(config).build_model(10)
     own = model.state_dict()
     assert all(torch.equal(own[k], v) for k, v in weights.items() if not k.startswith("head."))
     assert not torch.equal(own["head.weight"], weights["head.weight"])  # re-initialised for the new task

@@ -7,27 +7,27 @@ import dataclasses
 import pytest
 import torch
 from mixlab.engine import DistInfo, Precision, Runtime, TrainProgress
+from mixlab.ssl import SSLMethod, with_variant
+from mixlab.testing import torch_threads
 from realmix.config import RealMixConfig
-from realmix.method import RealMixMethod
+from realmix.method import REALMIX_ALGORITHMS, RealMix, realmix_method
 from realmix.recipes import BOOK, recipe_for
 
-TINY = dataclasses.replace(
-    BOOK.get("digits-100-realmix").config, batch_size=8, total_steps=8, eval_every=4, extend_copies=3
-)
+TINY = dataclasses.replace(BOOK.get("digits-100-realmix").config, batch_size=8, steps=8, eval_every=4, extend_copies=3)
 
 
-def built(config: RealMixConfig, seed: int = 0) -> RealMixMethod:
+def built(config: RealMixConfig, seed: int = 0) -> SSLMethod:
     torch.manual_seed(seed)
-    method = RealMixMethod(config)
+    method = realmix_method(config)
     method.build(Runtime(torch.device("cpu"), DistInfo(), Precision("off", torch.device("cpu")), channels_last=False))
     method.forward_module = method.model
     method.model.train()
     return method
 
 
-def step(method: RealMixMethod, t: int = 2):
+def step(method: SSLMethod, t: int = 2):
     torch.manual_seed(123)
-    return method.train_step(t, TrainProgress(t, 0, method.config.epochs, method.config.steps_per_eval))
+    return method.train_step(t, TrainProgress(t, 0, 1, method.config.steps, method.config.steps))
 
 
 def test_realmix_without_its_additions_is_exactly_mixmatch():
@@ -62,10 +62,60 @@ def test_unlabeled_images_come_from_the_extended_pool():
 def test_variant_recipes_share_the_setting_and_differ_in_algorithm():
     assert recipe_for("digits", "fixmatch") == "digits-100-fixmatch"
     fix, rm = BOOK.get("digits-100-fixmatch").config, BOOK.get("digits-100-realmix").config
-    assert (fix.num_labeled, fix.total_steps, fix.model) == (rm.num_labeled, rm.total_steps, rm.model)
+    assert (fix.num_labeled, fix.steps, fix.model) == (rm.num_labeled, rm.steps, rm.model)
     assert fix.optimizer == "sgd" and rm.optimizer == "adam"
     m75 = BOOK.get("cifar10-mismatch75-realmix")
     assert m75.config.ood_gamma == 0.60 and m75.config.labeled_classes == (2, 3, 4, 5, 6, 7)
     assert m75.results[0].metrics["error"] == 16.99
     assert BOOK.get("cifar10-250-realmix").results[0].metrics == {"error": 9.79, "error_std": 0.75}
     assert BOOK.get("svhn-250-realmix").config.lambda_u == 250.0 and not BOOK.get("svhn-250-realmix").config.hflip
+
+
+#: Three steps of every `--variant` computed by the implementation before the SSL algorithms became classes (commit
+#: 10478e7: one SSLMethod with a variant dict, RealMix checking `is_realmix` in its hooks), on the config below.
+BEFORE_REFACTOR = {
+    "supervised": ([2.2712135314941406, 2.840111017227173, 2.4199700355529785], 466.03719296216565),
+    "mean-teacher": ([2.223613739013672, 2.624239444732666, 2.5324599742889404], 466.07109845991),
+    "mixmatch": ([2.250471353530884, 2.4212646484375, 2.4501845836639404], 466.06049561196585),
+    "fixmatch": ([2.195875644683838, 2.926305055618286, 2.4138660430908203], 466.0555960430183),
+    "realmix": ([2.5517961978912354, 2.8098649978637695, 2.900599241256714], 466.0010830848263),
+}
+
+
+@pytest.mark.parametrize("variant", list(BEFORE_REFACTOR))
+def test_every_variant_takes_the_same_steps_as_before_the_algorithms_became_classes(variant):
+    base = RealMixConfig(
+        dataset="digits", model="wrnmm10-1", num_labeled=50, batch_size=8, steps=64, eval_every=32, rampup_steps=16,
+        crop_padding=2, hflip=False, extend_copies=2, randaugment_ops=1, tsa="linear", ood_gamma=0.25,
+    )  # fmt: skip
+    config = with_variant(base, variant, REALMIX_ALGORITHMS)
+    config = dataclasses.replace(
+        config,
+        unlabeled_ratio=2 if variant == "fixmatch" else config.unlabeled_ratio,
+        tsa="linear" if variant == "realmix" else config.tsa,
+        ood_gamma=0.25 if variant == "realmix" else config.ood_gamma,
+        extend_copies=2,
+    )
+    with torch_threads(1):  # the reference numbers were computed with one thread
+        losses, ema = _three_steps(config, variant)
+    expected_losses, expected_ema = BEFORE_REFACTOR[variant]
+    assert losses == pytest.approx(expected_losses, rel=1e-6, abs=1e-6)
+    assert ema == pytest.approx(expected_ema, rel=1e-9)
+
+
+def _three_steps(config: RealMixConfig, variant: str) -> tuple[list[float], float]:
+    method = built(config)
+    assert isinstance(method, RealMix) == (variant == "realmix") and method.name == "realmix"
+    torch.manual_seed(1)
+    losses = []
+    for t in range(3):
+        out = method.train_step(t, TrainProgress(t, 0, 2, 32))
+        out.loss.backward()
+        method.optimizer.step()
+        method.optimizer.zero_grad()
+        if method.scheduler is not None:
+            method.scheduler.step()
+        method.after_step(TrainProgress(t + 1, 0, 2, 32))
+        losses.append(float(out.loss.detach()))
+    ema = sum(float(v.double().sum()) for v in method.ema.module.state_dict().values() if v.is_floating_point())
+    return losses, ema

@@ -1,5 +1,6 @@
 """Test helpers every method package's CLI tests share (in-process Typer runs, one-line errors, exact resume), and
-writers of miniature datasets in their official on-disk formats (STL-10 binaries, SVHN ``.mat`` files)."""
+writers of miniature datasets in their official on-disk formats (CIFAR-100 pickles, STL-10 binaries, SVHN ``.mat``
+files)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,21 @@ def assert_resume_is_exact(
     a = load_checkpoint(full / "checkpoints" / "last.pt")["model"]
     b = load_checkpoint(split / "checkpoints" / "last.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def write_cifar100(root: Path, n_train: int = 128, n_test: int = 20, seed: int = 0) -> Path:
+    """Write ``root/cifar-100-python/{train,test}`` as the official python pickles (random images and labels)."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        with open(folder / split, "wb") as handle:
+            labels = rng.integers(0, 100, n).tolist()
+            pickle.dump({b"data": data, b"fine_labels": labels, b"coarse_labels": [0] * n}, handle)
+    return folder
 
 
 def write_stl10(root: Path, split: str, images: np.ndarray, labels: np.ndarray | None = None) -> Path:

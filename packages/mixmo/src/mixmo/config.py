@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mixlab.mimo.config import MultiInputConfig, need
+from mixlab.config import need
+from mixlab.mimo.config import MultiInputConfig
 
 MIXING_BLOCKS = ("linear", "cutmix", "hconcat", "vconcat", "patchup2d", "fmix", "cowmask")
 HEAD_MODES = ("per_member", "single_soft", "random_assign", "predominant_first")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 import typer
 from mixlab import cli as common
+from mixlab.cli import Option, RecipeListing
 from mixlab.mimo import build_network
-from mixlab.mimo.evaluation import evaluate_checkpoints, load_network
-from rich.table import Table
+from mixlab.mimo.evaluation import load_network, mimo_evaluator
 
 from mixshare.analysis import analyze as analyze_network
 from mixshare.analysis import head_share_rate, write_plot
@@ -19,164 +19,85 @@ from mixshare.config import MixShareConfig
 from mixshare.method import MixShareMethod
 from mixshare.recipes import BOOK
 
-app = typer.Typer(
-    help="MixShare: feature sharing between MIMO subnetworks by unmixing (thesis §3.4, A.6).",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-Opt = typer.Option
+_evaluate_networks = mimo_evaluator(method="mixshare", config_cls=MixShareConfig, build=build_network)
 
 
 def _load(path: Path, device: torch.device):
     return load_network(path, device, method="mixshare", config_cls=MixShareConfig, build=build_network)
 
 
-@app.command()
-@common.handle_errors
-def train(
-    recipe: common.Recipe = None,
-    dataset: common.Dataset = None,
-    data_root: common.DataRoot = None,
-    download: common.Download = False,
-    epochs: common.Epochs = None,
-    batch_size: common.BatchSize = None,
-    seed: Annotated[int | None, Opt(help="Random seed (default: the recipe's, 0).")] = None,
-    device: common.Device = "auto",
-    amp: common.Amp = "off",
-    compile: common.Compile = False,
-    channels_last: common.ChannelsLast = None,
-    sync_bn: common.SyncBN = False,
-    out: common.Out = None,
-    resume: common.Resume = None,
-    eval_every: common.EvalEvery = 1,
-    checkpoint_every: common.CheckpointEvery = 0,
-    stop_after_steps: common.StopAfterSteps = None,
-    progress: common.Progress = True,
-    model: Annotated[str | None, Opt(help="Backbone, e.g. wrn28-2, wrn28-5, wrn16-1.")] = None,
-    members: Annotated[int | None, Opt("--members", "-M", help="Number of inputs/subnetworks M.")] = None,
-    unmix: Annotated[str | None, Opt(help="Unmixing: none, full, partial, fadeout.")] = None,
-    unmix_fraction: Annotated[
-        float | None, Opt(help="Partial unmixing: fraction of the final channels unmixed.")
-    ] = None,
-    fadeout_epochs: Annotated[float | None, Opt(help="Fadeout unmixing: epochs until the heads pool normally.")] = None,
-    encoder_init: Annotated[
-        str | None, Opt(help="Encoder alignment at init: independent, identical, colinear.")
-    ] = None,
-    binary_prob: Annotated[float | None, Opt("--binary-prob", "-p", help="Probability p of CutMix mixing.")] = None,
-    weight_root: Annotated[float | None, Opt("--weight-root", "-r", help="Root r of w_r (1: raw ratios).")] = None,
-    batch_repetitions: Annotated[int | None, Opt("--batch-repetitions", "-b", help="Batch repetition b.")] = None,
-    input_repetition: Annotated[float | None, Opt(help="Share of rows with the same image on every input.")] = None,
-    set_: Annotated[list[str] | None, Opt("--set", help="Any config field, e.g. --set unmix_normalize=true.")] = None,
-) -> None:
-    """Train a MixShare network (default: the fadeout recipe for --dataset; 'digits' when none is given)."""
-    overrides = common.merge_options(
-        dict(
-            dataset=dataset,
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            model=model,
-            num_members=members,
-            unmix=unmix,
-            unmix_fraction=unmix_fraction,
-            fadeout_epochs=fadeout_epochs,
-            encoder_init=encoder_init,
-            binary_prob=binary_prob,
-            weight_root=weight_root,
-            batch_repetitions=batch_repetitions,
-            input_repetition=input_repetition,
-        ),
-        set_,
-    )
-    summary = common.train_from_cli(
-        package="mixshare",
-        config_cls=MixShareConfig,
-        book=BOOK,
-        make_method=lambda config: MixShareMethod(config, data_root=data_root, download=download),
-        recipe=recipe,
-        overrides=overrides,
-        resume=resume,
-        out=out,
-        device=device,
-        amp=amp,
-        compile=compile,
-        channels_last=channels_last,
-        sync_bn=sync_bn,
-        eval_every=eval_every,
-        checkpoint_every=checkpoint_every,
-        stop_after_steps=stop_after_steps,
-        progress=progress,
-    )
-    common.print_summary(summary, keys=("top1", "top1_individual", "share_rate", "nll", "ece"))
-    raise typer.Exit(common.exit_code_for(summary))
-
-
-@app.command("eval")
-@common.handle_errors
-def evaluate(
-    checkpoint: Annotated[list[Path], Opt("--checkpoint", "-c", help="Checkpoint(s); several = a deep ensemble.")],
-    data_root: common.DataRoot = None,
-    device: common.Device = "auto",
-    amp: common.Amp = "off",
-    batch_size: Annotated[int, Opt(help="Evaluation batch size.")] = 500,
-    cifar100c: Annotated[
-        bool, Opt(help="Also report CIFAR-100-C (CIFAR-100 models, when the data is present).")
-    ] = False,
-    json_out: Annotated[Path | None, Opt("--json", help="Also write the metrics to this JSON file.")] = None,
-) -> None:
-    """Ensemble and individual accuracy, the classifier share rate, NLL, ECE (calibrated too), diversity."""
-    report = evaluate_checkpoints(
-        checkpoint,
-        method="mixshare",
-        config_cls=MixShareConfig,
-        build=build_network,
-        data_root=data_root,
-        device=device,
-        amp=amp,
-        batch_size=batch_size,
-        cifar100c=cifar100c,
-    )
-    if len(checkpoint) == 1:
-        model, _ = _load(checkpoint[0], torch.device("cpu"))
+def evaluate(paths: list[Path], **options: Any) -> dict[str, Any]:
+    """The MIMO metrics, plus the classifier share rate of a single network."""
+    report = _evaluate_networks(paths, **options)
+    if len(paths) == 1:
+        model, _ = _load(paths[0], torch.device("cpu"))
         report["metrics"].update(head_share_rate(model))
-    common.print_eval_report(report, json_out)
+    return report
 
 
-@app.command()
-@common.handle_errors
-def recipes(
-    dataset: Annotated[str | None, Opt(help="Only recipes for this dataset.")] = None,
-    show: Annotated[str | None, Opt(help="Print one recipe's full configuration and paper numbers.")] = None,
-) -> None:
-    """List the named recipes with the numbers Table 3.6 reports for them (mean ± std over 3 seeds)."""
-    if show is not None:
-        common.show_recipe(BOOK.get(show))
-        return
-    table = Table(title="MixShare recipes (Table 3.6 numbers, %)", header_style="bold")
-    for col in ("recipe", "what", "acc ens.", "acc ind.", "share rate"):
-        table.add_column(col, justify="left" if col in ("recipe", "what") else "right")
-    for name, r in BOOK.recipes.items():
-        if dataset and r.config.dataset != dataset:
-            continue
-        m = r.results[0].metrics if r.results else {}
+def _cell(recipe, key: str) -> str:
+    m = recipe.results[0].metrics if recipe.results else {}
+    return f"{m[key]:.1f} ± {m[key + '_std']:.1f}" if key in m else "-"
 
-        def cell(key: str, m: dict = m) -> str:
-            return f"{m[key]:.1f} ± {m[key + '_std']:.1f}" if key in m else "-"
 
-        table.add_row(name, r.description, cell("top1"), cell("top1_individual"), cell("share_rate"))
-    common.table_console().print(table)
+app = common.method_app(
+    package="mixshare",
+    help="MixShare: feature sharing between MIMO subnetworks by unmixing (thesis §3.4, A.6).",
+    train_help="Train a MixShare network (default: the fadeout recipe for --dataset; 'digits' when none is given).",
+    config_cls=MixShareConfig,
+    book=BOOK,
+    make_method=MixShareMethod,
+    options=[
+        Option("model", str, "Backbone, e.g. wrn28-2, wrn28-5, wrn16-1."),
+        Option("members", int, "Number of inputs/subnetworks M.", "num_members", ("--members", "-M")),
+        Option("unmix", str, "Unmixing: none, full, partial, fadeout."),
+        Option("unmix_fraction", float, "Partial unmixing: fraction of the final channels unmixed."),
+        Option("fadeout_epochs", float, "Fadeout unmixing: epochs until the heads pool normally."),
+        Option("encoder_init", str, "Encoder alignment at init: independent, identical, colinear."),
+        Option("binary_prob", float, "Probability p of CutMix mixing.", "", ("--binary-prob", "-p")),
+        Option("weight_root", float, "Root r of w_r (1: raw ratios).", "", ("--weight-root", "-r")),
+        Option("batch_repetitions", int, "Batch repetition b.", "", ("--batch-repetitions", "-b")),
+        Option("input_repetition", float, "Share of rows with the same image on every input."),
+    ],
+    summary_keys=("top1", "top1_individual", "share_rate", "nll", "ece"),
+    evaluator=evaluate,
+    eval_help="Ensemble and individual accuracy, the classifier share rate, NLL, ECE (calibrated too), diversity.",
+    eval_options=[
+        Option(
+            "cifar100c",
+            bool,
+            "Also report CIFAR-100-C (CIFAR-100 models, when the data is present).",
+            None,
+            default=False,
+        ),
+    ],  # fmt: skip
+    listing=RecipeListing(
+        title="MixShare recipes (Table 3.6 numbers, %)",
+        columns={
+            "recipe": lambda r: r.name,
+            "what": lambda r: r.description,
+            "acc ens.": lambda r: _cell(r, "top1"),
+            "acc ind.": lambda r: _cell(r, "top1_individual"),
+            "share rate": lambda r: _cell(r, "share_rate"),
+        },
+        right_aligned=("acc ens.", "acc ind.", "share rate"),
+    ),
+)
 
 
 @app.command()
 @common.handle_errors
 def analyze(
-    checkpoint: Annotated[Path, Opt("--checkpoint", "-c", help="A checkpoint of `mixshare train`.")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="A checkpoint of `mixshare train`.")],
     out: Annotated[
-        Path | None, Opt(help="Directory for analysis.json and analysis.png (default: next to the checkpoint).")
+        Path | None,
+        typer.Option(help="Directory for analysis.json and analysis.png (default: next to the checkpoint)."),
     ] = None,
 ) -> None:
     """Which encoder channels and penultimate features each subnetwork uses, share rates, active filters (§3.4.1)."""
+    from mixlab.engine.rundir import checkpoint_of
+
+    checkpoint = checkpoint_of(checkpoint)
     model, config = _load(checkpoint, torch.device("cpu"))
     report = {
         "checkpoint": str(checkpoint),
@@ -200,8 +121,7 @@ def analyze(
 
 
 def main() -> None:
-    torch.set_float32_matmul_precision("high")
-    app()
+    common.run_app(app)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mixlab.mimo.config import MultiInputConfig, need
+from mixlab.config import need
+from mixlab.mimo.config import MultiInputConfig
 from mixlab.mixing import BINARY_KINDS
 
 UNMIX_MODES = ("none", "full", "partial", "fadeout")

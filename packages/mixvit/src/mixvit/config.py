@@ -28,7 +28,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from mixlab.mimo.config import MultiInputConfig, need
+from mixlab.config import need
+from mixlab.mimo.config import MultiInputConfig
 
 from mixvit.attribution import ATTRIBUTIONS
 from mixvit.augment import MSDA_KINDS, SOFT_MASKS

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mixlab.mimo.config import need
-from mixlab.ssl import BASE_VARIANTS, VARIANT_DEFAULTS, SSLConfig
+from mixlab.config import need
+from mixlab.ssl import BASE_VARIANTS, SSLConfig
 
 from realmix.extend import CUTOUT_IMPLS, EXTEND_AUGS, EXTEND_MODES
 
 VARIANTS = (*BASE_VARIANTS, "realmix")
 TSA_SCHEDULES = ("none", "linear", "log", "exp")
-
-#: ``--variant X`` keeps the data and budget of the recipe and takes X's own hyperparameters. RealMix trains with
-#: MixMatch's (spec §3.9, §6).
-REALMIX_VARIANT_DEFAULTS = {**VARIANT_DEFAULTS, "realmix": {}}
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,6 @@ class RealMixConfig(SSLConfig):
     ood_rule: str = "paper"  # paper (exactly floor(gamma N)) | official (strictly above the percentile)
     # -- transfer learning (spec §5.3) -----------------------------------------------------------------------
     transfer_learning: bool = False  # Table 4 recipes: start from init_checkpoint (required)
-    init_checkpoint: str | None = None  # a local checkpoint to start from; its classifier head is not loaded
 
     def variants(self) -> tuple[str, ...]:
         return VARIANTS
@@ -56,4 +51,5 @@ class RealMixConfig(SSLConfig):
         need(0.0 <= self.ood_gamma < 1.0, f"ood_gamma must be in [0, 1), not {self.ood_gamma}")
         need(self.ood_rule in ("paper", "official"), "ood_rule must be paper or official")
         need(self.variant != "realmix" or self.k_aug >= 1, "RealMix needs k_aug >= 1")
+
         return self

@@ -13,7 +13,8 @@ import dataclasses
 from mixlab.recipes import PaperResult, Recipe, RecipeBook
 from mixlab.ssl import with_variant
 
-from realmix.config import REALMIX_VARIANT_DEFAULTS, VARIANTS, RealMixConfig
+from realmix.config import VARIANTS, RealMixConfig
+from realmix.method import REALMIX_ALGORITHMS
 from realmix.paper import FULLY_SUPERVISED, GAMMA_BY_MISMATCH, TABLES
 
 NAMES = {"realmix": "RealMix", "mixmatch": "MixMatch", "mean-teacher": "Mean Teacher"}
@@ -33,7 +34,7 @@ DIGITS = dataclasses.replace(
     model="wrnmm10-1",
     num_labeled=100,
     batch_size=32,
-    total_steps=1024,
+    steps=1024,
     eval_every=128,
     report_last=4,
     rampup_steps=256,
@@ -60,7 +61,7 @@ def _result(table: str, method: str, column: str) -> PaperResult | None:
 def _variant(config: RealMixConfig, variant: str) -> RealMixConfig:
     if variant == "realmix":
         return config
-    return with_variant(config, variant, REALMIX_VARIANT_DEFAULTS)
+    return with_variant(config, variant, REALMIX_ALGORITHMS)
 
 
 def _build() -> tuple[dict[str, Recipe], dict[str, str]]:
@@ -90,7 +91,7 @@ def _build() -> tuple[dict[str, Recipe], dict[str, str]]:
                     *extra,
                 )
         full = dataclasses.replace(
-            with_variant(base, "supervised", REALMIX_VARIANT_DEFAULTS),
+            with_variant(base, "supervised", REALMIX_ALGORITHMS),
             num_labeled=50_000 if dataset == "cifar10" else 73_250,
             balance="proportional" if dataset == "svhn" else "uniform",
             unlabeled_includes_labeled=True,
@@ -154,7 +155,7 @@ def _build() -> tuple[dict[str, Recipe], dict[str, str]]:
             )
     add(
         "cifar10-mismatch-supervised",
-        with_variant(MISMATCH, "supervised", REALMIX_VARIANT_DEFAULTS),
+        with_variant(MISMATCH, "supervised", REALMIX_ALGORITHMS),
         "Table 1 caption: the 2,400 labeled animal images alone",
         PaperResult("Table 1 caption (supervised baseline; error %)", {"error": FULLY_SUPERVISED["cifar10-mismatch"]}),
     )

@@ -3,14 +3,18 @@
 from mixlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from mixlab.engine.device import AMP_CHOICES, Precision, device_description, resolve_device
 from mixlab.engine.distributed import DistInfo
-from mixlab.engine.method import Method, Runtime, StepOutput, TrainProgress
-from mixlab.engine.schedule import warmup_multistep, warmup_multistep_factor
+from mixlab.engine.method import Method, Phase, Runtime, StepOutput, TrainProgress, budget_steps
+from mixlab.engine.optimization import Optimization, OptimizerSpec, no_sync
+from mixlab.engine.schedule import cosine_horizon, cosine_horizon_factor, warmup_multistep, warmup_multistep_factor
 from mixlab.engine.trainer import RunOptions, Trainer, TrainingDiverged
 
 __all__ = [
     "AMP_CHOICES",
     "DistInfo",
     "Method",
+    "Optimization",
+    "OptimizerSpec",
+    "Phase",
     "Precision",
     "RunOptions",
     "Runtime",
@@ -18,6 +22,10 @@ __all__ = [
     "Trainer",
     "TrainProgress",
     "TrainingDiverged",
+    "budget_steps",
+    "cosine_horizon",
+    "cosine_horizon_factor",
+    "no_sync",
     "device_description",
     "load_checkpoint",
     "resolve_device",

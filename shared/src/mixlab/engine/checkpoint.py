@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 
+from mixlab.engine.rundir import checkpoint_of
 from mixlab.errors import CheckpointError
 
 FORMAT = "mixlab-checkpoint/1"
@@ -26,33 +28,66 @@ FORMAT = "mixlab-checkpoint/1"
 def save_checkpoint(path: str | Path, state: dict[str, Any], *, method: str) -> Path:
     """Write `state` (plus format and method tags) atomically to `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "method": method, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        # A full disk surfaces as torch's RuntimeError from its zip writer; say what happened in plain words.
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        reason = "the write failed (is the disk full?)" if isinstance(exc, RuntimeError) else _first_line(exc)
+        raise CheckpointError(f"could not write the checkpoint {path}: {reason}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = _ANSI.sub("", str(exc)).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first.split(". ")[0].rstrip(".")  # the lead sentence; torch's advice after it is not passed on
+
+
 def load_checkpoint(path: str | Path, *, method: str | None = None, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely; refuse missing, corrupt, foreign or other-method files with a CheckpointError."""
+    """Read a checkpoint safely; refuse missing, corrupt, foreign or other-method files with a CheckpointError.
+
+    ``path`` may also be a run directory: its ``checkpoints/last.pt`` is read.
+    """
     path = Path(path)
+    if path.is_dir():
+        path = checkpoint_of(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc) or "Unsupported class" in str(exc):
+            # torch's message goes on to advise weights_only=False: never pass that on, it would run the file's code.
+            raise CheckpointError(
+                f"{path} holds objects other than tensors and plain data, so it was not loaded "
+                "(mixlab checkpoints never do; it is not one, or it was tampered with)"
+            ) from None
         raise CheckpointError(
-            f"checkpoint {path} cannot be read safely (corrupt, truncated, or not a mixlab checkpoint): {first}"
-        ) from exc
+            f"checkpoint {path} cannot be read (corrupt, truncated, or not a mixlab checkpoint): {_first_line(exc)}"
+        ) from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read (corrupt, truncated, or not a mixlab checkpoint): {_first_line(exc)}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a mixlab checkpoint (no '{FORMAT}' tag)")
     if method is not None and state.get("method") != method:

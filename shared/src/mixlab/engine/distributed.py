@@ -2,15 +2,32 @@
 
 The same command runs on one process or under `torchrun --nproc-per-node N` (and multi-node torchrun): the
 environment variables torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK) decide. CPU runs use gloo, CUDA runs NCCL.
+
+torchrun starts its workers in their own session, so a launcher killed with SIGKILL (an OOM killer, a scheduler,
+`kill -9`) would leave them training and writing checkpoints; `exit_with_launcher` (called by `init_distributed`)
+makes the kernel send each worker SIGTERM when its launcher dies.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from mixlab.errors import ConfigError
+
+# The parent when this module is first imported (before any training): if the launcher dies before
+# `exit_with_launcher` arms the parent-death signal, this process is re-parented (to init or a subreaper) and
+# `os.getppid()` no longer matches.
+_PARENT_AT_IMPORT = os.getppid()
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+#: device types whose tensors SyncBatchNorm can synchronise (torch.nn.SyncBatchNorm.forward's own list)
+SYNC_BN_DEVICE_TYPES = ("cuda", "hpu", "xpu")
 
 
 @dataclass(frozen=True)
@@ -32,8 +49,68 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def under_torchrun() -> bool:
+    """True in a worker started by torchrun / a torch elastic agent (even with one process)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+_armed = False
+
+
+def exit_with_launcher(sig: int = signal.SIGTERM) -> bool:
+    """Under torchrun on Linux, have the kernel send `sig` to this process when its launcher dies.
+
+    Returns True when the parent-death signal is armed. Exits at once (status 128 + sig, as if the signal had
+    arrived) when the launcher already died before the signal could be armed: the parent is no longer the one this
+    process started under. Elsewhere (not torchrun, not Linux, no libc) it does nothing and returns False.
+    Idempotent; `init_distributed` calls it first thing.
+    """
+    global _armed
+    if _armed:
+        return True
+    if not under_torchrun() or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        zero = ctypes.c_ulong(0)
+        if libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(int(sig)), zero, zero, zero) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    _armed = True
+    if os.getppid() != _PARENT_AT_IMPORT:  # the launcher died before the signal was armed
+        print(
+            f"rank {os.environ.get('RANK', '?')}: the torchrun launcher (pid {_PARENT_AT_IMPORT}) is gone; exiting",
+            file=sys.stderr,
+        )
+        os._exit(128 + int(sig))
+    return True
+
+
+def check_sync_bn(device: torch.device, info: DistInfo) -> bool:
+    """Refuse `--sync-bn` where SyncBatchNorm cannot run: several processes on CPU (gloo) or MPS.
+
+    Returns True when SyncBatchNorm will synchronise statistics (several processes on CUDA-like devices), False when
+    the option is a no-op (one process: there is nothing to synchronise with).
+    """
+    if not info.enabled:
+        return False
+    if device.type not in (*SYNC_BN_DEVICE_TYPES, torch._C._get_privateuse1_backend_name()):
+        where = "CPU/gloo" if device.type == "cpu" else device.type.upper()
+        raise ConfigError(f"--sync-bn needs CUDA devices (SyncBatchNorm); on {where} drop --sync-bn")
+    return True
+
+
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group torchrun described, or return a single-process DistInfo."""
+    """Join the process group torchrun described, or return a single-process DistInfo.
+
+    Under torchrun it first arms the parent-death signal (`exit_with_launcher`), so the ranks stop with their
+    launcher.
+    """
+    exit_with_launcher()
     if not launched_by_torchrun():
         return DistInfo()
     info = DistInfo(
@@ -92,6 +169,19 @@ def gather_concat(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     parts = [torch.zeros_like(padded) for _ in range(info.world_size)]
     dist.all_gather(parts, padded)
     return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
+
+
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo, src: int = 0) -> None:
+    """Give every rank rank `src`'s buffers (BatchNorm running statistics...).
+
+    DDP broadcasts rank 0's buffers at the start of each training forward, so after the last one every rank holds
+    its own update of them: without this, each rank would evaluate its shard of the test set with slightly different
+    running statistics, and the gathered metrics would not be those of the saved (rank 0) model.
+    """
+    if not info.enabled:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=src)
 
 
 def broadcast_object(obj, info: DistInfo):

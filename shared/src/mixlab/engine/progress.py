@@ -29,6 +29,7 @@ def format_metrics(metrics: dict[str, Any], keys: tuple[str, ...] = ("top1", "nl
 class TrainingProgressBar:
     def __init__(self, total: int, initial: int = 0, enabled: bool = True):
         self.enabled = enabled
+        self.name, self.epochs = "train", 1
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -51,18 +52,23 @@ class TrainingProgressBar:
     def __exit__(self, *exc) -> None:
         self.progress.__exit__(*exc)
 
+    def describe(self, name: str, epochs: int) -> None:
+        """The phase this bar follows (its name leads every progress line) and its number of epochs."""
+        self.name, self.epochs = name, epochs
+        self.progress.update(self.task, description=name)
+
     def advance(self, step: int) -> None:
         self.progress.update(self.task, completed=step)
 
-    def update(self, step: int, images_per_s: float, loss: float, epoch: int, epochs: int) -> None:
+    def update(self, step: int, images_per_s: float, loss: float, epoch: int) -> None:
         self.progress.update(
             self.task,
             completed=step,
-            description=f"epoch {epoch}/{epochs}",
+            description=f"{self.name} epoch {epoch}/{self.epochs}",
             ips=f"{images_per_s:,.0f}",
             loss=f"{loss:.4f}",
         )
 
-    def log_eval(self, epoch: int, metrics: dict[str, Any]) -> None:
+    def log_eval(self, step: int, metrics: dict[str, Any]) -> None:
         if self.enabled:
-            self.progress.console.print(f"[dim]epoch {epoch}[/dim]  {format_metrics(metrics)}")
+            self.progress.console.print(f"[dim]step {step}[/dim]  {format_metrics(metrics)}")

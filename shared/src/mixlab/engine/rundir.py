@@ -1,7 +1,11 @@
 """Run directories: one per run, never silently reused.
 
 Layout (DESIGN.md §6): `runs/<package>/<dataset>/<timestamp>/` holding `config.json`, `split.json` (where the
-method has one), `metrics.jsonl` (one line per evaluation), `summary.json` and `checkpoints/{last,best}.pt`.
+method has one), `metrics.jsonl` (one line per evaluation), `summary.json` and `checkpoints/{last,best}.pt` (a run
+of several phases keeps one `best-<phase>.pt` per phase).
+
+A directory that holds only what a start writes before its first checkpoint (config, split, an empty
+`checkpoints/`) is an *abandoned start*: it has no result to protect, so the same `--out` may start again there.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +24,29 @@ from mixlab.errors import RunDirError
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
+SPLIT = "split.json"
 CHECKPOINTS = "checkpoints"
+LAST = "last.pt"
+BEST = "best.pt"
+#: What a start writes before its first checkpoint; a directory holding nothing else is an abandoned start.
+_START_FILES = {CONFIG, SPLIT, METRICS, CHECKPOINTS, "tensorboard"}
+
+
+def best_checkpoint_name(phase: str, num_phases: int) -> str:
+    """`best.pt` for a one-phase run, `best-<phase>.pt` for each phase of a longer one."""
+    return BEST if num_phases == 1 else f"best-{phase}.pt"
+
+
+def is_abandoned_start(path: str | Path) -> bool:
+    """True for a directory that a start created but that never reached its first checkpoint or summary."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    names = {p.name for p in path.iterdir()}
+    if not names <= _START_FILES:
+        return False
+    checkpoints = path / CHECKPOINTS
+    return not (checkpoints.is_dir() and any(checkpoints.iterdir()))
 
 
 def default_run_dir(package: str, dataset: str, root: str | Path = "runs") -> Path:
@@ -33,23 +60,53 @@ def default_run_dir(package: str, dataset: str, root: str | Path = "runs") -> Pa
 
 
 def create_run_dir(out: str | Path | None, package: str, dataset: str) -> Path:
-    """Make a fresh run directory; an existing non-empty `--out` is an error, never overwritten."""
+    """Make a fresh run directory; an existing `--out` with results is an error, never overwritten."""
     path = Path(out) if out is not None else default_run_dir(package, dataset)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {path} is a file, not a directory: choose another --out")
     if path.exists() and any(path.iterdir()):
-        raise RunDirError(
-            f"run directory {path} already exists and is not empty: pass --resume {path} to continue that run, "
-            "or choose another --out"
-        )
-    (path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        if not is_abandoned_start(path):
+            raise RunDirError(
+                f"run directory {path} already exists and is not empty: pass --resume {path} to continue that run, "
+                "or choose another --out"
+            )
+        for entry in path.iterdir():  # an abandoned start (no checkpoint, no summary): start again in it
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    try:
+        (path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        probe = path / CHECKPOINTS / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"cannot create the run directory {path}: {exc.strerror or exc}") from None
     return path
 
 
 def resumable_run_dir(path: str | Path) -> Path:
     path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"cannot resume {path}: no such run directory")
+    if not (path / CHECKPOINTS / LAST).is_file():
+        if is_abandoned_start(path):
+            raise RunDirError(
+                f"cannot resume {path}: the run stopped before its first checkpoint; start it again with --out {path}"
+            )
+        raise RunDirError(f"cannot resume {path}: it has no {CHECKPOINTS}/{LAST} (is it a run directory?)")
     if not (path / CONFIG).is_file():
         raise RunDirError(f"cannot resume {path}: it has no {CONFIG} (is it a run directory?)")
-    if not (path / CHECKPOINTS / "last.pt").is_file():
-        raise RunDirError(f"cannot resume {path}: it has no {CHECKPOINTS}/last.pt to continue from")
+    return path
+
+
+def checkpoint_of(path: str | Path) -> Path:
+    """A checkpoint file given directly, or a run directory's final state, `checkpoints/last.pt`."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / CHECKPOINTS / LAST).is_file():
+            return path / CHECKPOINTS / LAST
+        raise RunDirError(f"{path} is a directory without {CHECKPOINTS}/{LAST}: give a run directory or a .pt file")
     return path
 
 
@@ -86,10 +143,17 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
         handle.write(json.dumps(_clean(record)) + "\n")
 
 
-def truncate_jsonl_after(path: str | Path, step: int) -> None:
-    """On resume, drop records logged after the checkpoint's step so metrics.jsonl has no duplicates."""
+def truncate_jsonl_after(path: str | Path, phases: list[str], phase: int, step: int) -> None:
+    """On resume, drop records logged after the checkpoint (phase index `phase`, its step `step`), so that
+    metrics.jsonl has no duplicates. Records name their phase (older ones, without one, are the first phase)."""
     path = Path(path)
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    order = {name: i for i, name in enumerate(phases)}
+
+    def kept(record: dict[str, Any]) -> bool:
+        index = order.get(record.get("phase", phases[0]), len(phases))
+        return index < phase or (index == phase and record.get("step", 0) <= step)
+
+    lines = [line for line in path.read_text().splitlines() if line and kept(json.loads(line))]
+    path.write_text("".join(line + "\n" for line in lines))

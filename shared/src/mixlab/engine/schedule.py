@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -36,4 +37,25 @@ def warmup_multistep(
         lambda s: warmup_multistep_factor(
             s, steps_per_epoch=steps_per_epoch, warmup_epochs=warmup_epochs, milestones=milestones, gamma=gamma
         ),
+    )
+
+
+def cosine_horizon_factor(step: int, *, cycle_steps: int, horizon: float) -> float:
+    """LR multiplier of the "cosine with horizon" schedule (SAMOSA / SciMix, spec samosa-scimix §1.7), per step.
+
+    ``0.5 (1 + cos(pi e / H))`` with ``e`` the position inside the current cycle and ``H = horizon x cycle`` the
+    point where the cosine would reach 0 (``horizon > 1``: 300 epochs with "fully decreasing over 350" is 350/300,
+    ending at 0.0495 x base). The schedule restarts every ``cycle_steps`` (SAMOSA-MT's 3 cycles with LR restarts).
+    """
+    if cycle_steps < 1 or horizon <= 0:
+        raise ValueError(f"cycle_steps must be >= 1 and horizon > 0, got {cycle_steps}, {horizon}")
+    position = step % cycle_steps
+    return 0.5 * (1.0 + math.cos(math.pi * position / (horizon * cycle_steps)))
+
+
+def cosine_horizon(
+    optimizer: torch.optim.Optimizer, *, cycle_steps: int, horizon: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: cosine_horizon_factor(s, cycle_steps=cycle_steps, horizon=horizon)
     )

@@ -10,17 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from mixlab.errors import ConfigError
+from mixlab.config import need
 
 ENCODER_INITS = ("independent", "identical", "colinear")
 ENSEMBLE_REDUCE = ("mean_logits", "mean_probs")
 LEVELS = ("batch", "sample")
-
-
-def need(condition: bool, message: str) -> None:
-    """Raise the user-facing ConfigError `message` unless `condition` holds."""
-    if not condition:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -51,6 +45,8 @@ class MultiInputConfig:
     ensemble_reduce: str = "mean_logits"  # how the M heads are averaged at test time
     # -- optimisation ------------------------------------------------------------------------------------
     epochs: int = 300
+    steps: int | None = None  # run length in optimizer steps (default: epochs x steps per epoch)
+    eval_every: int | None = None  # optimizer steps between evaluations (default: one epoch)
     base_lr: float = 0.1  # lr = base_lr / b * batch_size / lr_reference_batch (spec §6.2)
     lr_reference_batch: int = 128
     momentum: float = 0.9
@@ -62,9 +58,14 @@ class MultiInputConfig:
     gamma: float = 0.1
     seed: int = 0
 
+    def lr_for(self, world_size: int = 1) -> float:
+        """The thesis's linear rule on the global batch: ``base_lr / b * (batch_size x world_size) / 128``, so that
+        ``--batch-size B/N`` on N processes trains as the 1-process recipe of batch B does."""
+        return self.base_lr / self.batch_repetitions * self.batch_size * world_size / self.lr_reference_batch
+
     @property
     def lr(self) -> float:
-        return self.base_lr / self.batch_repetitions * self.batch_size / self.lr_reference_batch
+        return self.lr_for(1)
 
     @property
     def optimizer_weight_decay(self) -> float:
@@ -88,6 +89,8 @@ class MultiInputConfig:
         need(self.binary_choice_level in LEVELS and self.role_swap_level in LEVELS, "levels must be batch or sample")
         need(self.cutmix_box in ("clip", "inside"), "cutmix_box must be clip or inside")
         need(self.epochs >= 1, f"epochs must be at least 1, not {self.epochs}")
+        need(self.steps is None or self.steps >= 1, f"steps must be at least 1, not {self.steps}")
+        need(self.eval_every is None or self.eval_every >= 1, f"eval_every must be at least 1, not {self.eval_every}")
         need(self.base_lr > 0, f"the learning rate must be positive, not {self.base_lr}")
         need(self.l2 >= 0 and self.weight_decay >= 0, "l2 and weight_decay must be >= 0")
         need(self.crop_padding >= 0, "crop_padding must be >= 0")

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from mixlab import cli as common
+from mixlab.config import config_from_dict
 from mixlab.data import build_dataset
 from mixlab.engine import DistInfo, Precision, Runtime, load_checkpoint, resolve_device
 from mixlab.errors import CheckpointError, DatasetError
@@ -32,7 +32,7 @@ def load_network(
     ``config_cls`` rebuilds the saved configuration; ``build(config, num_classes)`` the untrained network.
     """
     state = load_checkpoint(path, method=method)
-    config = common.config_from_dict(config_cls, state["config"])
+    config = config_from_dict(config_cls, state["config"], where=str(path))
     head_weights = [v for k, v in state["model"].items() if k.startswith("heads.") and k.endswith("weight")]
     if not head_weights:
         raise CheckpointError(f"{path} holds no multi-output heads: it is not a checkpoint of `{method} train`")
@@ -56,8 +56,12 @@ def evaluate_checkpoints(
     amp: str,
     batch_size: int,
     cifar100c: bool,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of one network, or of several as a deep ensemble; CIFAR-100-C as well when asked and present."""
+    """Metrics of one network, or of several as a deep ensemble; CIFAR-100-C as well when asked and present.
+
+    ``dataset`` evaluates on another dataset than the one the networks were trained on (same classes).
+    """
     dev = resolve_device(device)
     runtime = Runtime(dev, DistInfo(), Precision(amp, dev), channels_last=False)
     networks = [load_network(Path(p), dev, method=method, config_cls=config_cls, build=build) for p in paths]
@@ -67,21 +71,28 @@ def evaluate_checkpoints(
         raise CheckpointError(f"the checkpoints were trained on different datasets: {', '.join(sorted(datasets))}")
     config = configs[0]
     options = dataset_options(config) if dataset_options is not None else {}  # e.g. MixViT's image_size
-    test_set = build_dataset(config.dataset, "test", data_root, **options)
+    name = dataset or config.dataset
+    test_set = build_dataset(name, "test", data_root, **options)
+    for (model, _), path in zip(networks, paths):
+        if model.num_classes != test_set.num_classes:
+            raise CheckpointError(
+                f"{path}: the network has {model.num_classes} classes, {name} has {test_set.num_classes}: "
+                "it cannot be evaluated there"
+            )
 
     outputs = [predict(model, test_set, runtime, batch_size) for model, _ in networks]
     targets = outputs[0][1].cpu()
     if len(networks) == 1:
         metrics = summarize(outputs[0][0], targets, config)
-        title = f"{paths[0]} on {config.dataset} (test)"
+        title = f"{paths[0]} on {name} (test)"
     else:
         # Deep ensemble: average the logits within each network, the probabilities across networks (spec §4.3).
         probs = torch.stack([summarize_logits(o[0], c).softmax(-1) for o, c in zip(outputs, configs)]).mean(0)
         members = torch.stack([summarize_logits(o[0], c) for o, c in zip(outputs, configs)], dim=1)
         metrics = summarize_ensemble(probs, members, targets)
-        title = f"ensemble of {len(networks)} networks on {config.dataset} (test)"
+        title = f"ensemble of {len(networks)} networks on {name} (test)"
     report: dict[str, Any] = {"title": title, "checkpoints": [str(p) for p in paths], "metrics": metrics}
-    if cifar100c and config.dataset == "cifar100":
+    if cifar100c and name == "cifar100":
         try:
             corrupted = build_dataset("cifar100c", "test", data_root)
         except DatasetError as exc:
@@ -112,3 +123,26 @@ def robustness(networks, dataset, runtime: Runtime, batch_size: int) -> dict[str
     targets = targets.cpu()
     acc = topk_accuracy(logits, targets, ks=(1, 5))
     return {"c_top1": acc["top1"], "c_top5": acc["top5"], "c_nll": nll(logits, targets), "images": int(len(targets))}
+
+
+def mimo_evaluator(
+    *,
+    method: str,
+    config_cls: type,
+    build: NetworkBuilder = build_network,
+    dataset_options: Callable[[Any], dict[str, Any]] | None = None,
+) -> Callable[..., dict[str, Any]]:
+    """The `eval` command's evaluator for a multi-input package (one network or a deep ensemble)."""
+
+    def evaluate(paths: list[Path], *, cifar100c: bool = False, **options: Any) -> dict[str, Any]:
+        return evaluate_checkpoints(
+            paths,
+            method=method,
+            config_cls=config_cls,
+            build=build,
+            dataset_options=dataset_options,
+            cifar100c=cifar100c,
+            **options,
+        )
+
+    return evaluate

@@ -12,7 +12,8 @@ from torch import nn
 
 from mixlab.data import BatchRepetitionSampler, EpochBatchSampler, ImageDataset, build_dataset
 from mixlab.data import transforms as T
-from mixlab.engine import DistInfo, Method, Runtime, TrainProgress, warmup_multistep
+from mixlab.data.dataset import require_rgb
+from mixlab.engine import DistInfo, Method, Runtime, TrainProgress, budget_steps, warmup_multistep
 from mixlab.metrics import classification_metrics, ensemble_logits
 from mixlab.mimo.config import MultiInputConfig
 from mixlab.mixing.pairing import pair_inputs
@@ -45,6 +46,7 @@ def predict(
     ``model`` is a :class:`MultiHeadMIMO` or any network with its test contract: ``model(x)`` gives the head
     logits (B, M, K), and ``num_members`` / ``num_classes`` say M and K.
     """
+    require_rgb(dataset, "the multi-input networks")
     start, stop = runtime.shard(len(dataset))
     mean = torch.tensor(dataset.mean, device=runtime.device).view(1, 3, 1, 1)
     std = torch.tensor(dataset.std, device=runtime.device).view(1, 3, 1, 1)
@@ -96,11 +98,14 @@ class MultiInputMethod(Method):
         options = self.dataset_options()
         self.train_set = build_dataset(cfg.dataset, "train", self.data_root, download=self.download, **options)
         self.test_set = build_dataset(cfg.dataset, "test", self.data_root, download=self.download, **options)
+        require_rgb(self.train_set, "the multi-input networks")
         self.num_classes = self.train_set.num_classes
         self.model = self.build_network(self.num_classes).to(runtime.device)
         self.trainable = self.model
         self.sampler = self.build_sampler(len(self.train_set), runtime.dist)
         self.steps_per_epoch = len(self.sampler)  # the sampler refuses a batch larger than the data
+        self.total_steps = budget_steps(self.steps_per_epoch, epochs=cfg.epochs, steps=cfg.steps)
+        self.eval_every = cfg.eval_every or self.steps_per_epoch
         self.optimizer, self.scheduler = self.configure_optimizers()
         self.labels = self.train_set.targets.to(runtime.device)
         self.mean = torch.tensor(self.train_set.mean, device=runtime.device).view(1, 3, 1, 1)
@@ -138,7 +143,7 @@ class MultiInputMethod(Method):
         cfg = self.config
         optimizer = torch.optim.SGD(
             self.model.parameters(),
-            lr=cfg.lr,
+            lr=cfg.lr_for(self.runtime.dist.world_size),
             momentum=cfg.momentum,
             nesterov=cfg.nesterov,
             weight_decay=cfg.optimizer_weight_decay,

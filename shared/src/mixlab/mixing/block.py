@@ -22,8 +22,8 @@ from fractions import Fraction
 
 import torch
 
+from mixlab import rng as _rng
 from mixlab.errors import ConfigError
-from mixlab.mixing import _rng
 from mixlab.mixing.masks import BINARY_KINDS, binary_mask
 from mixlab.mixing.ratios import sample_ratios
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from mixlab import rng as _rng
 from mixlab.errors import ConfigError
-from mixlab.mixing import _rng
 
 BINARY_KINDS: tuple[str, ...] = ("cutmix", "hconcat", "vconcat", "patchup2d", "fmix", "cowmask")
 BOX_MODES: tuple[str, ...] = ("clip", "inside")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mixlab import rng as _rng
 from mixlab.errors import ConfigError
-from mixlab.mixing import _rng
 from mixlab.mixing.masks import cutmix_box_mask
 from mixlab.mixing.ratios import sample_lambda
 

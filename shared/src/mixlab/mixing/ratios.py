@@ -13,7 +13,7 @@ import math
 import torch
 
 from mixlab.errors import ConfigError
-from mixlab.mixing._rng import DeviceLike, symmetric_dirichlet
+from mixlab.rng import DeviceLike, symmetric_dirichlet
 
 
 def sample_ratios(
@@ -34,7 +34,7 @@ def sample_ratios(
         return torch.ones(batch, 1, device=device)
     if alpha <= 0:
         return torch.full((batch, M), 1.0 / M, device=device)
-    # Exact for any alpha > 0: a tiny alpha is drawn in log space (mixlab.mixing._rng.LOG_SPACE_BELOW).
+    # Exact for any alpha > 0: a tiny alpha is drawn in log space (mixlab.rng.LOG_SPACE_BELOW).
     kappa = symmetric_dirichlet(alpha, (batch, M), device, generator).to(torch.float32)
     if M == 2:
         k0 = kappa[:, 0]

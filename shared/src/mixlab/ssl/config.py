@@ -1,31 +1,33 @@
-"""The configuration every semi-supervised method shares, and the base algorithms' own defaults.
+"""The configuration every semi-supervised method shares.
 
 One flat frozen dataclass: the data split (label count, class-mismatch protocol), the input pipeline, the step
 budget, optimisation, the EMA, and the knobs of the four base algorithms (supervised, Mean Teacher, MixMatch,
-FixMatch). A package (RealMix, SAMOSA, SciMix) subclasses it and adds its own fields.
+FixMatch; their own default hyperparameters live on their classes, `mixlab.ssl.algorithms`). A package (RealMix,
+SAMOSA, SciMix) subclasses it and adds its own fields.
 
-Training is counted in optimizer steps (``total_steps``); the engine's "epoch" is the evaluation interval
-(``eval_every`` steps), as in the MixMatch code's "64 kimg" epochs.
+Training is counted in optimizer steps (``steps``) and evaluated every ``eval_every`` steps (the MixMatch code's
+"64 kimg" epochs); an epoch of the data stream is one pass over the unlabeled set.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
-from mixlab.errors import ConfigError
-from mixlab.mimo.config import need
+from mixlab.config import need
 
 BASE_VARIANTS = ("supervised", "mean-teacher", "mixmatch", "fixmatch")
 OPTIMIZERS = ("adam", "sgd")
 WEIGHT_DECAY_MODES = ("decoupled", "l2")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "cosine_horizon")
 INPUT_SCALES = ("minus_one_one", "normalize")
 RAMPS = ("linear", "sigmoid")
 
 
 @dataclass(frozen=True)
 class SSLConfig:
+    RENAMED: ClassVar[dict[str, str]] = {"total_steps": "steps"}  # fields of older saved configs
+
     variant: str = "mixmatch"  # supervised | mean-teacher | mixmatch | fixmatch (packages add theirs)
     # -- data split --------------------------------------------------------------------------------------
     dataset: str = "cifar10"
@@ -51,8 +53,8 @@ class SSLConfig:
     # -- steps -------------------------------------------------------------------------------------------
     batch_size: int = 64  # labeled images per step and process
     unlabeled_ratio: int = 1  # mu: unlabeled images per labeled image in a step (FixMatch: 7)
-    total_steps: int = 2**19
-    eval_every: int = 1024  # steps between evaluations (64 kimg at B=64)
+    steps: int = 2**19
+    eval_every: int = 1024  # steps between evaluations (64 kimg at B=64); there is always one at the end
     report_last: int = 20  # report the median of the last N evaluations (MixMatch protocol)
     seed: int = 0
     # -- optimisation ------------------------------------------------------------------------------------
@@ -62,15 +64,22 @@ class SSLConfig:
     nesterov: bool = True  # sgd only
     weight_decay: float = 0.02
     weight_decay_mode: str = "decoupled"  # decoupled: kernels *= 1 - wd*lr after each step (MixMatch code) | l2
-    lr_schedule: str = "constant"  # constant | cosine (FixMatch: lr * cos(7 pi k / 16 K))
+    lr_schedule: str = "constant"  # constant | cosine (FixMatch: lr * cos(7 pi k / 16 K)) | cosine_horizon (below)
+    lr_horizon: float = 1.0  # cosine_horizon: the cosine reaches 0 at horizon x cycle (SAMOSA/SciMix: 350/300)
+    lr_cycles: int = 1  # cosine_horizon: restarts of the schedule (SAMOSA Mean Teacher: 3 cycles)
+    clip_grad_norm: float | None = None  # clip the global gradient norm (SAMOSA: 1.0)
+    init_checkpoint: str | None = None  # start from a local checkpoint's weights; its classifier head is not loaded
     ema_decay: float = 0.999  # evaluation model (and Mean Teacher's teacher)
     ema_buffers: str = "copy"  # copy the live BN statistics (MixMatch code) | average them
-    ema_warmup: bool = False  # Mean Teacher's decay min(1 - 1/(t+1), ema_decay)
+    ema_warmup: bool = False  # Mean Teacher's decay min(1 - 1/(t+1), ema_decay), t = steps done
     label_smoothing: float = 0.0
     # -- unlabeled loss ----------------------------------------------------------------------------------
     lambda_u: float = 75.0  # weight of the unlabeled loss (MixMatch CIFAR-10: 75, SVHN: 250)
     rampup_steps: int = 16384  # lambda_u ramps from 0 to lambda_u over these steps (0: no ramp)
     rampup: str = "linear"  # linear (MixMatch) | sigmoid (Mean Teacher's exp(-5(1-t)^2))
+    # -- Mean Teacher ------------------------------------------------------------------------------------
+    dual_head: bool = False  # spec samosa-scimix §1.4: primary + stability heads, consistency on every row
+    logit_distance_weight: float = 0.01  # dual head: lambda_logit of ||y_pred - y_cons||^2 / K
     # -- MixMatch ----------------------------------------------------------------------------------------
     k_aug: int = 2  # augmentations per unlabeled image for the guess
     temperature: float = 0.5  # sharpening T
@@ -85,16 +94,6 @@ class SSLConfig:
     def unlabeled_batch(self) -> int:
         return self.batch_size * self.unlabeled_ratio
 
-    @property
-    def steps_per_eval(self) -> int:
-        """Steps between evaluations: eval_every, or the whole run when it is shorter."""
-        return min(self.eval_every, self.total_steps)
-
-    @property
-    def epochs(self) -> int:
-        """Evaluation intervals in the run (the engine's "epochs")."""
-        return self.total_steps // self.steps_per_eval
-
     def variants(self) -> tuple[str, ...]:
         return BASE_VARIANTS
 
@@ -105,7 +104,11 @@ class SSLConfig:
         )
         need(self.num_labeled >= 1, f"num_labeled must be at least 1, not {self.num_labeled}")
         need(self.batch_size >= 1 and self.unlabeled_ratio >= 1, "batch_size and unlabeled_ratio must be >= 1")
-        need(self.total_steps >= 1 and self.eval_every >= 1, "total_steps and eval_every must be >= 1")
+        need(self.steps >= 1 and self.eval_every >= 1, "steps and eval_every must be >= 1")
+        need(self.lr_horizon > 0 and self.lr_cycles >= 1, "lr_horizon must be > 0 and lr_cycles >= 1")
+        need(self.steps % self.lr_cycles == 0, f"steps ({self.steps}) must split into lr_cycles ({self.lr_cycles})")
+        need(self.clip_grad_norm is None or self.clip_grad_norm > 0, "clip_grad_norm must be > 0")
+        need(self.logit_distance_weight >= 0, "logit_distance_weight must be >= 0")
         need(self.report_last >= 1, "report_last must be >= 1")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         need(self.weight_decay_mode in WEIGHT_DECAY_MODES, f"weight_decay_mode: one of {', '.join(WEIGHT_DECAY_MODES)}")
@@ -124,82 +127,16 @@ class SSLConfig:
         need(0.0 < self.threshold <= 1.0, f"threshold must be in (0, 1], not {self.threshold}")
         need(self.crop_padding >= 0 and self.strong_cutout >= 0, "crop_padding and strong_cutout must be >= 0")
         need(self.mismatch is None or 0.0 <= self.mismatch <= 100.0, "mismatch is a percentage in [0, 100]")
-        need(
-            self.total_steps % self.eval_every == 0 or self.total_steps < self.eval_every,
-            f"total_steps ({self.total_steps}) must be a multiple of eval_every ({self.eval_every}): "
-            "the run evaluates every eval_every steps and at the end",
-        )
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-#: What selecting a base algorithm changes, from each algorithm's reference code (see the package README):
-#: MixMatch (google-research/mixmatch): Adam 0.002, decoupled wd 0.02 x lr, EMA 0.999, lambda_u 75 ramped linearly
-#: over 16k steps, T 0.5, K 2, alpha 0.75. FixMatch: SGD 0.03 Nesterov, wd 5e-4, cosine 7pi/16, mu 7, tau 0.95,
-#: lambda_u 1, labeled images also unlabeled. Mean Teacher (MixMatch's comparison code): consistency 50 ramped
-#: linearly over the first 40% of training, EMA teacher 0.999, label smoothing 0.001, wd 0.2 (RealMix spec §8).
-#: Supervised: the labeled images alone, the MixMatch fully supervised recipe (smoothing 0.001).
-VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "supervised": dict(lambda_u=0.0, label_smoothing=0.001),
-    "mean-teacher": dict(lambda_u=50.0, rampup="linear", label_smoothing=0.001, weight_decay=0.2),
-    "mixmatch": dict(),
-    "fixmatch": dict(
-        optimizer="sgd",
-        lr=0.03,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=5e-4,
-        weight_decay_mode="l2",
-        lr_schedule="cosine",
-        unlabeled_ratio=7,
-        lambda_u=1.0,
-        rampup_steps=0,
-        threshold=0.95,
-        unlabeled_includes_labeled=True,
-        input_scale="normalize",
-    ),
-}
-
 #: Fields that describe the data and the budget (run length and what scales with it: the EMA horizon, the lambda_u
-#: ramp, the BatchNorm momentum): kept when a recipe is switched to another algorithm.
+#: ramp, the BatchNorm momentum): kept when a recipe is switched to another algorithm (`with_variant`).
 DATA_FIELDS = (
-    "dataset",
-    "num_labeled",
-    "num_validation",
-    "split_seed",
-    "labeled_classes",
-    "mismatch",
-    "unlabeled_classes",
-    "balance",
-    "use_extra",
-    "eval_restrict_classes",
-    "model",
-    "bn_momentum",
-    "crop_padding",
-    "hflip",
-    "batch_size",
-    "total_steps",
-    "eval_every",
-    "report_last",
-    "seed",
-    "ema_decay",
-    "rampup_steps",
-)
-
-
-def with_variant(config: SSLConfig, variant: str, defaults: dict[str, dict[str, Any]] | None = None) -> SSLConfig:
-    """``config``'s data and budget with algorithm ``variant``'s own hyperparameters (its reference defaults).
-
-    Fields outside :data:`DATA_FIELDS` go back to the class defaults, then take the variant's; so `--variant
-    fixmatch` on a RealMix recipe trains FixMatch as FixMatch trains, on the same split and for as long.
-    """
-    table = VARIANT_DEFAULTS if defaults is None else defaults
-    if variant not in table:
-        raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(table)}")
-    base = type(config)()
-    kept = {name: getattr(config, name) for name in DATA_FIELDS}
-    if variant == "mean-teacher":
-        kept["rampup_steps"] = int(0.4 * config.total_steps)  # warmup_pos 0.4 of the MixMatch comparison code
-    return replace(base, **{**kept, **table[variant], "variant": variant})
+    "dataset", "num_labeled", "num_validation", "split_seed", "labeled_classes", "mismatch", "unlabeled_classes",
+    "balance", "use_extra", "eval_restrict_classes", "model", "bn_momentum", "crop_padding", "hflip", "batch_size",
+    "steps", "eval_every", "report_last", "seed", "ema_decay", "rampup_steps", "init_checkpoint",
+)  # fmt: skip

@@ -16,6 +16,7 @@ import torch
 
 from mixlab.data import ImageDataset, build_dataset, ssl_split
 from mixlab.data import transforms as T
+from mixlab.data.dataset import require_rgb
 from mixlab.data.splits import SplitIndices
 from mixlab.errors import ConfigError
 from mixlab.ssl.config import SSLConfig
@@ -42,6 +43,7 @@ class SSLData:
 def build_ssl_data(config: SSLConfig, data_root: Path | None = None, download: bool = False) -> SSLData:
     cfg = config
     train = build_dataset(cfg.dataset, "train", data_root, download=download)
+    require_rgb(train, "the semi-supervised pipeline (RandAugment, the backbones)")
     test = build_dataset(cfg.dataset, "test", data_root, download=download)
     if cfg.use_extra and cfg.dataset != "svhn":
         raise ConfigError(f"use_extra appends SVHN's extra split; the dataset is {cfg.dataset!r}")

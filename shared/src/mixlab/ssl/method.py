@@ -1,18 +1,19 @@
-"""Step-based semi-supervised training on the shared engine, with the four base algorithms.
+"""What every semi-supervised algorithm shares, on the shared engine: `SSLMethod`.
 
-`SSLMethod` owns what every SSL method shares: the split and its two infinite index streams, the input pipeline,
-the backbone, the optimizer (Adam or SGD, decoupled or L2 weight decay on kernels only), the EMA model used for
-evaluation (and as Mean Teacher's teacher), and the MixMatch protocol's evaluation (error of the EMA model, median
-of the last N evaluations). The algorithm is `config.variant`:
+The split and its two infinite index streams, the input pipeline, the backbone (with Mean Teacher's two heads when
+asked for), the optimizer (Adam or SGD, decoupled or L2 weight decay on kernels only, constant / FixMatch cosine /
+cosine-with-horizon schedules, optional clipping), the EMA model used for evaluation (and as Mean Teacher's
+teacher), and the MixMatch protocol's evaluation (the EMA model's error, median of the last N evaluations).
 
-- ``supervised``: the labeled images alone;
-- ``mean-teacher``: student/teacher consistency (MSE between softmaxes) on the unlabeled images;
-- ``mixmatch``: K guesses, sharpening, biased MixUp over labeled and unlabeled rows, interleaved BatchNorm;
-- ``fixmatch``: weak-view pseudo-labels above a confidence threshold supervise a strong view.
+The algorithms (`mixlab.ssl.algorithms`: `Supervised`, `MeanTeacher`, `MixMatch`, `FixMatch`) subclass it with a
+short ``train_step`` each. Their hook points are where another method changes what flows through them:
 
-Packages build on the hooks: ``unlabeled_uint8`` (where unlabeled images come from: RealMix's extended pool),
-``mixed_supervised_loss`` / ``mixed_unlabeled_loss`` (RealMix's TSA and OOD mask), and ``train_step`` itself for
-new algorithms (SAMOSA/SciMix hybrids).
+- ``labeled_views(step, n)``: the labeled pool (SAMOSA-MT adds its stored hybrids for a window of epochs);
+- ``unlabeled_uint8(step)``: the unlabeled pool (RealMix's extended set);
+- ``forward(x)``: the student pass (a method that needs more than logits from it keeps what it needs);
+- ``extra_losses(ctx)``: weighted terms added to the algorithm's loss (SciMix's L_contradict, SAMOSA's L_rec, Omega);
+- per algorithm: ``MixMatch.mix`` (the mixing operation), ``MixMatch.mixed_supervised_loss`` /
+  ``mixed_unlabeled_loss`` (RealMix's TSA and OOD mask), ``FixMatch.strong_view`` (SAMOSA-FixMatch's hybrids).
 """
 
 from __future__ import annotations
@@ -20,25 +21,24 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mixlab.engine import Method, Runtime, StepOutput, TrainProgress
+from mixlab.engine import Method, Runtime, StepOutput, TrainProgress, cosine_horizon_factor
+from mixlab.engine.distributed import broadcast_buffers
+from mixlab.errors import ConfigError
 from mixlab.metrics import classification_metrics
-from mixlab.mixing import soft_cross_entropy
 from mixlab.models import create_model
+from mixlab.models.registry import load_weights
 from mixlab.ssl.bn import bn_stats_frozen
 from mixlab.ssl.config import SSLConfig
 from mixlab.ssl.data import InputPipeline, SSLData, build_ssl_data
 from mixlab.ssl.ema import ModelEMA, mean_teacher_decay
-from mixlab.ssl.guess import guess_labels
-from mixlab.ssl.interleave import interleave
-from mixlab.ssl.losses import fixmatch_unlabeled_loss, probability_mse, softmax_mse
-from mixlab.ssl.mixup import biased_mixup
+from mixlab.ssl.heads import DualHead
 from mixlab.ssl.ramps import linear_ramp, sigmoid_ramp
 from mixlab.ssl.streams import InfiniteIndexStream
 
@@ -48,9 +48,36 @@ def is_kernel(name: str, param: nn.Parameter) -> bool:
     return param.ndim > 1 and name.endswith("weight")
 
 
+def primary(logits: torch.Tensor) -> torch.Tensor:
+    """The classifier's prediction: the logits, or the primary head of a two-headed network's (B, 2, K)."""
+    return logits[:, 0] if logits.dim() == 3 else logits
+
+
+@dataclass
+class StepContext:
+    """What flowed through one step of an algorithm, handed to ``extra_losses``."""
+
+    step: int
+    progress: TrainProgress
+    inputs: torch.Tensor  # the student's input batch (for MixMatch: the mixed rows)
+    logits: torch.Tensor  # the student's output on it
+    num_labeled: int  # the first rows are the labeled ones
+    targets: torch.Tensor  # hard labels of the labeled rows, or the soft targets of every row (MixMatch)
+    extra: dict[str, Any] = field(default_factory=dict)  # algorithm-specific (views, pseudo-labels, masks...)
+
+
 class SSLMethod(Method):
+    """Data, network, optimizer, EMA and evaluation of a semi-supervised method; subclasses give ``train_step``."""
+
     name = "ssl"
     best_metric = "top1"
+    #: the algorithm's own hyperparameters (what `with_variant` puts in when a recipe switches to it)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def variant_fields(cls, config: SSLConfig) -> dict[str, Any]:
+        """Fields that scale with the recipe's budget when `with_variant` switches it to this algorithm."""
+        return {}
 
     def __init__(self, config: SSLConfig, *, data_root: Path | None = None, download: bool = False):
         self.config = config.validate()
@@ -62,29 +89,41 @@ class SSLMethod(Method):
         return build_ssl_data(self.config, self.data_root, self.download)
 
     def build_model(self, num_classes: int) -> nn.Module:
-        model = create_model(self.config.model, num_classes=num_classes)
-        if self.config.bn_momentum is not None:
+        cfg = self.config
+        model = create_model(cfg.model, num_classes=num_classes)
+        if cfg.bn_momentum is not None:
             for module in model.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.momentum = self.config.bn_momentum
-        return model
+                    module.momentum = cfg.bn_momentum
+        if cfg.init_checkpoint:
+            # Transfer learning: every weight but the classifier head, which stays freshly initialised.
+            load_weights(model, cfg.init_checkpoint, exclude=("head.",))
+        return DualHead(model) if cfg.dual_head else model
 
     def build(self, runtime: Runtime) -> None:
         cfg, dev = self.config, runtime.device
         self.runtime = runtime
         self.data = self.build_data()
         self.num_classes = self.data.num_classes
+        per_step, available = cfg.unlabeled_batch * runtime.dist.world_size, int(self.data.unlabeled_images.shape[0])
+        if per_step > available:
+            raise ConfigError(
+                f"the batch is larger than the data: {per_step} unlabeled images per step (batch size "
+                f"{cfg.batch_size} x unlabeled ratio {cfg.unlabeled_ratio} x {runtime.dist.world_size} processes), "
+                f"but the unlabeled set has {available}; lower --batch-size"
+            )
         self.model = self.build_model(self.num_classes).to(dev)
         if runtime.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.trainable = self.model
         self.ema = ModelEMA(self.model, cfg.ema_decay, buffers=cfg.ema_buffers)
-        self.steps_per_epoch = cfg.steps_per_eval
         rank, world = runtime.dist.rank, runtime.dist.world_size
         self.labeled_stream = InfiniteIndexStream(len(self.data.labeled), cfg.batch_size, cfg.seed, rank, world)
-        self.unlabeled_stream = InfiniteIndexStream(
-            self.unlabeled_pool_size(), cfg.unlabeled_batch, cfg.seed + 1, rank, world
-        )
+        pool = self.unlabeled_pool_size()
+        self.unlabeled_stream = InfiniteIndexStream(pool, cfg.unlabeled_batch, cfg.seed + 1, rank, world)
+        # An epoch is one pass over the unlabeled set (the SSL papers' "epochs over the unlabeled samples").
+        self.steps_per_epoch = max(1, math.ceil(pool / (cfg.unlabeled_batch * world)))
+        self.total_steps, self.eval_every = cfg.steps, cfg.eval_every
         # Small SSL sets live on the device as uint8; STL-10's 100k unlabeled memory map stays on the host.
         self.labeled_images = self.data.labeled.images.to(dev)
         self.labeled_targets = self.data.labeled.targets.to(dev)
@@ -94,6 +133,7 @@ class SSLMethod(Method):
         self.inputs = InputPipeline(cfg, self.data.labeled.mean, self.data.labeled.std, dev)
         self.kernels = [p for n, p in self.model.named_parameters() if is_kernel(n, p)]  # decayed (decoupled or L2)
         self.optimizer, self.scheduler = self.configure_optimizers()
+        self.clip_grad_norm = cfg.clip_grad_norm
 
     def unlabeled_pool_size(self) -> int:
         return int(self.data.unlabeled_images.shape[0])
@@ -107,13 +147,20 @@ class SSLMethod(Method):
             optimizer: torch.optim.Optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
         else:
             optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
-        scheduler = None
+        return optimizer, self.lr_scheduler(optimizer)
+
+    def lr_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+        cfg, total = self.config, self.config.steps
         if cfg.lr_schedule == "cosine":  # FixMatch: lr * cos(7 pi k / (16 K))
-            total = cfg.total_steps
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
+            return torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda k: math.cos(7 * math.pi * min(k, total) / (16 * total))
             )
-        return optimizer, scheduler
+        if cfg.lr_schedule == "cosine_horizon":  # SAMOSA / SciMix: 0.5 (1 + cos(pi e / H)), restarted per cycle
+            cycle = total // cfg.lr_cycles
+            return torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda k: cosine_horizon_factor(k, cycle_steps=cycle, horizon=cfg.lr_horizon)
+            )
+        return None
 
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_dict()
@@ -129,31 +176,33 @@ class SSLMethod(Method):
             self.ema.load_state_dict(state["ema"])
         self.history = [float(v) for v in state.get("history", [])]
 
-    # -- data ----------------------------------------------------------------------------------------------
+    # -- data stream ---------------------------------------------------------------------------------------------
     def train_batches(self, epoch: int, start_batch: int) -> Iterator[int]:
         """The batch of a step is the step number: both streams derive their indices from it."""
         first = epoch * self.steps_per_epoch + start_batch
         yield from range(first, (epoch + 1) * self.steps_per_epoch)
 
-    def labeled_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # -- hook points -------------------------------------------------------------------------------------------
+    def labeled_views(self, step: int, n: int = 1) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``n`` independently augmented (weak) views of this step's labeled batch, and its labels."""
         index = self.labeled_stream.batch(step).to(self.labeled_images.device)
-        return self.labeled_images[index], self.labeled_targets[index]
+        images, targets = self.labeled_images[index], self.labeled_targets[index]
+        return [self.inputs.weak(images) for _ in range(n)], targets
 
     def unlabeled_uint8(self, step: int) -> torch.Tensor:
         """The unlabeled images of this step (uint8, on the device), before the online augmentation."""
         index = self.unlabeled_stream.batch(step)
         return self.unlabeled_images[index.to(self.unlabeled_images.device)].to(self.runtime.device, non_blocking=True)
 
-    def unlabeled_weight(self, step: int) -> float:
-        cfg = self.config
-        ramp = linear_ramp if cfg.rampup == "linear" else sigmoid_ramp
-        return cfg.lambda_u * ramp(step, cfg.rampup_steps)
-
-    # -- forward helpers ---------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The training forward (DDP / compiled wrapper); BatchNorm statistics are updated."""
+        """The student's training forward (DDP / compiled wrapper); BatchNorm statistics are updated."""
         return self.forward_module(self.runtime.to_input(x))
 
+    def extra_losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Weighted loss terms another method adds to the algorithm's loss (none by default)."""
+        return {}
+
+    # -- helpers the algorithms share ----------------------------------------------------------------------------
     def forward_frozen_bn(self, x: torch.Tensor) -> torch.Tensor:
         """A training-mode forward whose BatchNorm statistics updates are discarded (guesses, extra passes)."""
         # Under DDP the extra passes go through the bare module: DDP expects one forward per backward; the
@@ -162,92 +211,18 @@ class SSLMethod(Method):
         with bn_stats_frozen(self.model):
             return module(self.runtime.to_input(x))
 
-    # -- one step ---------------------------------------------------------------------------------------------
-    def train_step(self, batch: int, progress: TrainProgress) -> StepOutput:
-        step_fn = {
-            "supervised": self.supervised_step,
-            "mean-teacher": self.mean_teacher_step,
-            "mixmatch": self.mixmatch_step,
-            "fixmatch": self.fixmatch_step,
-        }[self.config.variant]
-        return step_fn(batch, progress)
-
-    def supervised_step(self, step: int, progress: TrainProgress) -> StepOutput:
-        images, targets = self.labeled_batch(step)
-        logits = self.forward(self.inputs.weak(images))
-        loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.config.label_smoothing)
-        return StepOutput(loss, len(images), {"loss_x": loss.detach()})
-
-    def mean_teacher_step(self, step: int, progress: TrainProgress) -> StepOutput:
+    def unlabeled_weight(self, step: int) -> float:
         cfg = self.config
-        images, targets = self.labeled_batch(step)
-        unlabeled = self.unlabeled_uint8(step)
-        B = len(images)
-        student = self.forward(torch.cat([self.inputs.weak(images), self.inputs.weak(unlabeled)]))
-        # The teacher sees its own augmentation of the same unlabeled images, with batch statistics (train mode).
-        teacher_module = self.ema.module
-        teacher_module.train()
-        with torch.no_grad(), bn_stats_frozen(teacher_module):
-            teacher = teacher_module(self.runtime.to_input(self.inputs.weak(unlabeled)))
-        loss_x = F.cross_entropy(student[:B].float(), targets, label_smoothing=cfg.label_smoothing)
-        loss_u = softmax_mse(student[B:], teacher)
-        weight = self.unlabeled_weight(step)
-        loss = loss_x + weight * loss_u
-        logs = {"loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "w_u": torch.tensor(weight)}
-        return StepOutput(loss, B + len(unlabeled), logs)
+        ramp = linear_ramp if cfg.rampup == "linear" else sigmoid_ramp
+        return cfg.lambda_u * ramp(step, cfg.rampup_steps)
 
-    def mixmatch_step(self, step: int, progress: TrainProgress) -> StepOutput:
-        cfg = self.config
-        images, targets = self.labeled_batch(step)
-        unlabeled = self.unlabeled_uint8(step)
-        B = len(images)
-        x = self.inputs.weak(images)
-        views = [self.inputs.weak(unlabeled) for _ in range(cfg.k_aug)]
-        # Label guessing with the current model in train mode (batch statistics), no gradient.
-        if cfg.guess_updates_bn:
-            q = guess_labels(self.forward, views, cfg.temperature)
-        else:
-            q = guess_labels(self.forward_frozen_bn, views, cfg.temperature)
-        rows = torch.cat([x, *views])
-        soft = torch.cat([F.one_hot(targets, self.num_classes).float(), *([q] * cfg.k_aug)])
-        mixed = biased_mixup(rows, soft, cfg.mixup_alpha, per_sample=cfg.mixup_per_sample)
-        logits = self.mixed_forward(mixed.x, B)
-        loss_x, logs = self.mixed_supervised_loss(logits[:B], mixed.y[:B], progress)
-        loss_u, logs_u = self.mixed_unlabeled_loss(logits[B:], mixed.y[B:], progress)
-        weight = self.unlabeled_weight(step)
-        loss = loss_x + weight * loss_u
-        logs = {**logs, **logs_u, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "w_u": torch.tensor(weight)}
-        return StepOutput(loss, B + len(unlabeled) * cfg.k_aug, logs)
-
-    def mixed_forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:
-        """Logits of the mixed rows: interleaved BatchNorm (official; one BN-updating pass) or one concatenated pass."""
-        if self.config.bn_mode == "concat" or x.shape[0] % batch:
-            return self.forward(x)
-        chunks = interleave(list(x.split(batch)), batch)
-        outs = [self.forward(chunks[0])] + [self.forward_frozen_bn(c) for c in chunks[1:]]
-        return torch.cat(interleave(outs, batch))
-
-    def mixed_supervised_loss(self, logits: torch.Tensor, targets: torch.Tensor, progress: TrainProgress):
-        """MixMatch's L_x: soft-target cross-entropy on the mixed labeled rows."""
-        return soft_cross_entropy(logits.float(), targets), {}
-
-    def mixed_unlabeled_loss(self, logits: torch.Tensor, targets: torch.Tensor, progress: TrainProgress):
-        """MixMatch's L_u: squared error between the mixed guesses and the softmax, mean over rows and classes."""
-        return probability_mse(logits, targets), {}
-
-    def fixmatch_step(self, step: int, progress: TrainProgress) -> StepOutput:
-        cfg = self.config
-        images, targets = self.labeled_batch(step)
-        unlabeled = self.unlabeled_uint8(step)
-        B, U = len(images), len(unlabeled)
-        logits = self.forward(
-            torch.cat([self.inputs.weak(images), self.inputs.weak(unlabeled), self.inputs.strong(unlabeled)])
-        )
-        loss_x = F.cross_entropy(logits[:B].float(), targets)
-        loss_u, mask = fixmatch_unlabeled_loss(logits[B : B + U], logits[B + U :], cfg.threshold)
-        loss = loss_x + cfg.lambda_u * loss_u
-        logs = {"loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "mask": mask.mean().detach()}
-        return StepOutput(loss, B + 2 * U, logs)
+    def finish(self, ctx: StepContext, loss: torch.Tensor, logs: dict[str, torch.Tensor], images: int) -> StepOutput:
+        """The algorithm's loss plus the extra terms, with every term logged."""
+        extra = self.extra_losses(ctx)
+        for key, term in extra.items():
+            loss = loss + term
+            logs[key] = term.detach()
+        return StepOutput(loss, images, logs)
 
     # -- after the optimizer step -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -256,13 +231,14 @@ class SSLMethod(Method):
         if cfg.weight_decay_mode == "decoupled" and cfg.weight_decay > 0:
             lr = self.optimizer.param_groups[0]["lr"]
             torch._foreach_mul_(self.kernels, 1.0 - cfg.weight_decay * lr)
-        decay = mean_teacher_decay(progress.step - 1, cfg.ema_decay) if cfg.ema_warmup else cfg.ema_decay
+        # Mean Teacher's code updates with global_step already incremented: 0.5 at the first update.
+        decay = mean_teacher_decay(progress.step, cfg.ema_decay) if cfg.ema_warmup else cfg.ema_decay
         self.ema.update(self.model, decay)
 
     # -- evaluation ---------------------------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, model: nn.Module, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits of ``model`` (eval mode) on this rank's shard of the evaluation set, gathered over ranks."""
+        """Logits of ``model`` (eval mode; the primary head) on this rank's shard of the evaluation set, gathered."""
         rt, data = self.runtime, self.data.evaluation
         model.eval()
         start, stop = rt.shard(len(data))
@@ -270,7 +246,7 @@ class SSLMethod(Method):
         for i in range(start, stop, batch_size):
             x = data.images[i : min(i + batch_size, stop)].to(rt.device, non_blocking=True)
             with rt.precision.autocast():
-                outs.append(model(rt.to_input(self.inputs.scale(x))).float())
+                outs.append(primary(model(rt.to_input(self.inputs.scale(x)))).float())
         logits = torch.cat(outs) if outs else torch.zeros(0, self.num_classes, device=rt.device)
         return rt.gather(logits), rt.gather(data.targets[start:stop].to(rt.device))
 
@@ -282,8 +258,9 @@ class SSLMethod(Method):
         allowed[list(self.data.eval_classes)] = True
         return logits.masked_fill(~allowed, float("-inf"))
 
-    def evaluate(self, progress: TrainProgress) -> dict[str, Any]:
-        logits, targets = self.predict(self.ema.module)
+    def evaluate(self, progress: TrainProgress, batch_size: int = 500) -> dict[str, Any]:
+        broadcast_buffers(self.ema.module, self.runtime.dist)  # every rank scores rank 0's (the saved) EMA model
+        logits, targets = self.predict(self.ema.module, batch_size)
         logits = self.restrict(logits).cpu()
         metrics: dict[str, Any] = classification_metrics(logits, targets.cpu(), calibrate=False)
         metrics["error"] = 100.0 - metrics["top1"]

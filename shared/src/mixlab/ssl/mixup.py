@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from mixlab.errors import ConfigError
-from mixlab.mixing._rng import draw_device, symmetric_dirichlet
+from mixlab.rng import draw_device, symmetric_dirichlet
 
 
 @dataclass
@@ -26,7 +26,7 @@ class MixUpResult:
 def _biased_lambda(n: int, alpha: float, per_sample: bool, generator: torch.Generator | None) -> Tensor:
     """lambda' = max(lambda, 1 - lambda), lambda ~ Beta(alpha, alpha), float64 (n,) on the draw device.
 
-    The Beta draw is mixlab's one sampler (:func:`mixlab.mixing._rng.dirichlet`), always in log space here
+    The Beta draw is mixlab's one sampler (:func:`mixlab.rng.dirichlet`), always in log space here
     (``log G = log Gamma(alpha + 1) + log(U) / alpha``, ``lambda = sigmoid(log G0 - log G1)``): exact for a tiny
     alpha, where torch's clamped Gamma draws would give 0.5, and the stream every seeded SSL run has used.
     """
