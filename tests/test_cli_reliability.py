@@ -64,7 +64,11 @@ def test_eval_takes_a_run_directory_and_another_dataset(runs, tmp_path):
     report = tmp_path / "report.json"
     result = invoke("mixmo")("eval", "-c", runs / "mixmo", "--device", "cpu", "--json", report)
     assert result.exit_code == 0, result.output
-    assert json.loads(report.read_text())["checkpoints"] == [str(runs / "mixmo" / "checkpoints" / "last.pt")]
+    written = json.loads(report.read_text())
+    assert written["checkpoints"] == [str(runs / "mixmo" / "checkpoints" / "last.pt")]
+    assert any(
+        note.startswith("brier: ") and "divides it by the number of classes" in note for note in written["notes"]
+    )
     result = invoke("realmix")("eval", "-c", runs / "realmix", "--device", "cpu")
     assert result.exit_code == 0 and "error" in result.output
     mismatch = one_line_error(invoke("mixmo")("eval", "-c", runs / "mixmo", "--dataset", "nosuchdata"))

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from mixlab.engine import DistInfo, Precision, Runtime, TrainProgress, cosine_horizon_factor
+from mixlab.engine import TrainProgress, cosine_horizon_factor
 from mixlab.models import create_model
 from mixlab.ssl import (
     ALGORITHMS,
@@ -23,7 +23,7 @@ from mixlab.ssl import (
     with_variant,
 )
 from mixlab.ssl.mixup import MixUpResult
-from mixlab.testing import torch_threads
+from mixlab.testing import build_on_cpu, torch_threads
 
 TINY = SSLConfig(
     dataset="digits", model="wrnmm10-1", num_labeled=50, batch_size=8, steps=40, eval_every=20, rampup_steps=4,
@@ -38,12 +38,7 @@ def _one_thread():
 
 
 def built(cls, config: SSLConfig):
-    torch.manual_seed(0)
-    method = cls(config)
-    method.build(Runtime(torch.device("cpu"), DistInfo(), Precision("off", torch.device("cpu")), channels_last=False))
-    method.forward_module = method.model
-    method.model.train()
-    return method
+    return build_on_cpu(cls(config))
 
 
 def progress(step: int, config: SSLConfig) -> TrainProgress:

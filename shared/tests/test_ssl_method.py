@@ -6,9 +6,10 @@ import dataclasses
 
 import pytest
 import torch
-from mixlab.engine import DistInfo, Precision, RunOptions, Runtime, Trainer, TrainProgress
+from mixlab.engine import RunOptions, Trainer, TrainProgress
 from mixlab.errors import ConfigError
 from mixlab.ssl import InfiniteIndexStream, SSLConfig, SSLMethod, algorithm_for, build_ssl_data, with_variant
+from mixlab.testing import build_on_cpu
 
 TINY = SSLConfig(
     dataset="digits",
@@ -25,12 +26,7 @@ TINY = SSLConfig(
 
 
 def built(config: SSLConfig) -> SSLMethod:
-    torch.manual_seed(0)
-    method = algorithm_for(config)(config)
-    method.build(Runtime(torch.device("cpu"), DistInfo(), Precision("off", torch.device("cpu")), channels_last=False))
-    method.forward_module = method.model
-    method.model.train()
-    return method
+    return build_on_cpu(algorithm_for(config)(config))
 
 
 def progress(step: int, config: SSLConfig) -> TrainProgress:

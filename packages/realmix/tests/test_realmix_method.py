@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 import torch
-from mixlab.engine import DistInfo, Precision, Runtime, TrainProgress
+from mixlab.engine import TrainProgress
 from mixlab.ssl import SSLMethod, with_variant
-from mixlab.testing import torch_threads
+from mixlab.testing import build_on_cpu, torch_threads
 from realmix.config import RealMixConfig
 from realmix.method import REALMIX_ALGORITHMS, RealMix, realmix_method
 from realmix.recipes import BOOK, recipe_for
@@ -17,12 +17,7 @@ TINY = dataclasses.replace(BOOK.get("digits-100-realmix").config, batch_size=8, 
 
 
 def built(config: RealMixConfig, seed: int = 0) -> SSLMethod:
-    torch.manual_seed(seed)
-    method = realmix_method(config)
-    method.build(Runtime(torch.device("cpu"), DistInfo(), Precision("off", torch.device("cpu")), channels_last=False))
-    method.forward_module = method.model
-    method.model.train()
-    return method
+    return build_on_cpu(realmix_method(config), seed)
 
 
 def step(method: SSLMethod, t: int = 2):

@@ -200,6 +200,10 @@ def show_recipe(recipe: Any) -> None:
 
 def print_eval_report(report: dict[str, Any], json_out: Path | None = None) -> None:
     """`<pkg> eval` output: the metrics table, CIFAR-100-C when evaluated, and the JSON file when asked for."""
+    from mixlab.metrics import BRIER_CONVENTION
+
+    if "brier" in report["metrics"]:
+        report = {**report, "notes": [*report.get("notes", ()), BRIER_CONVENTION]}
     console.print(metrics_table(report["title"], report["metrics"]))
     if report.get("cifar100c"):
         console.print(metrics_table("CIFAR-100-C (pooled, no temperature scaling)", report["cifar100c"]))

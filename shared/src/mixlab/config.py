@@ -111,8 +111,8 @@ def config_from_dict(cls: type, data: dict[str, Any], *, where: str = "the saved
     unknown = sorted(set(data) - set(types_))
     if unknown:
         raise ConfigError(
-            f"{where} has fields this version of {cls.__name__} does not know ({', '.join(unknown)}): it was written "
-            "by another method or a newer version"
+            f"{where} has fields this version of {cls.__name__} does not know. Unknown fields: {', '.join(unknown)}; "
+            "it was written by another method or a newer version"
         )
     return cls(**{k: coerce(k, v, types_[k]) for k, v in data.items()})
 

@@ -48,7 +48,7 @@ class RecipeBook:
             return self.recipes[name]
         except KeyError:
             close = [n for n in self.recipes if name in n][:5]
-            hint = f" (did you mean {', '.join(close)}?)" if close else f"; `{self.package} recipes` lists them"
+            hint = f". Did you mean {', '.join(close)}?" if close else f"; `{self.package} recipes` lists them"
             raise ConfigError(f"unknown recipe {name!r}{hint}") from None
 
     def default(self, dataset: str) -> Recipe:

@@ -29,6 +29,19 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def build_on_cpu(method: Any, seed: int = 0) -> Any:
+    """``method`` built on one CPU process as the engine would (seeded), its training forward the bare model, in
+    train mode: ready for a test to call ``train_step`` / ``after_step`` directly."""
+    from mixlab.engine import DistInfo, Precision, Runtime
+
+    torch.manual_seed(seed)
+    cpu = torch.device("cpu")
+    method.build(Runtime(cpu, DistInfo(), Precision("off", cpu), channels_last=False))
+    method.forward_module = method.model
+    method.model.train()
+    return method
+
+
 def cli_invoker(app: typer.Typer) -> Callable[..., Result]:
     """`invoke("train", "--epochs", 1, ...)`: run a package's CLI in-process (torch is imported once)."""
     runner = CliRunner()

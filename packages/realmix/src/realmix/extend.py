@@ -397,9 +397,9 @@ class ExtendedPool:
         need = self.materialized_bytes
         if need > max_bytes:
             raise ConfigError(
-                f"materializing {self.n_copies} copies of {self.num_images:,} images needs "
-                f"{need / 1e9:.2f} GB, above the {max_bytes / 1e9:.2f} GB limit; use extend mode "
-                "'virtual' (same pool, drawn on demand) or raise max_bytes."
+                f"materializing the extended pool needs {need / 1e9:.2f} GB, above the {max_bytes / 1e9:.2f} GB "
+                f"limit. It holds {self.n_copies} copies of {self.num_images:,} images; use extend mode 'virtual' "
+                "(same pool, drawn on demand) or raise max_bytes."
             )
         pool = torch.empty((len(self), *self.images.shape[1:]), dtype=torch.uint8, device=self.images.device)
         for start in range(0, len(self), _MATERIALIZE_CHUNK):

@@ -56,19 +56,19 @@ def locate(
             if _complete(candidate, required):
                 return candidate
         raise DatasetError(
-            f"{label}: the download finished but {', '.join(required)} are still missing under {partial}; the "
-            "release layout may have changed. Please report this."
+            f"{label} is still incomplete after the download. {', '.join(required)} are still missing under "
+            f"{partial}; the release layout may have changed. Please report this."
         )
     what = looked_for or f"{', '.join(required)}" + (f" in a folder {folder!r}" if folder else "")
     if folder and partial.is_dir() and not download_into_existing:
         missing = [name for name in required if not (partial / name).exists()]
         raise DatasetError(
-            f"{label} is incomplete: the folder {partial} exists but lacks {', '.join(missing)}. Delete or move "
+            f"{label} is incomplete in {partial}. The folder exists but lacks {', '.join(missing)}; delete or move "
             f"that folder and re-run with --download (download=True in Python), or restore the missing files "
             f"from the official release. {ROOT_HINT}"
         )
     raise DatasetError(
-        f"{label} was not found: looked for {what} under {root}. {how_to_get(name, root, split)} {ROOT_HINT}"
+        f"{label} was not found under {root}. Looked for {what}. {how_to_get(name, root, split)} {ROOT_HINT}"
     )
 
 
@@ -80,8 +80,8 @@ def malformed(label: str, path: Path, problem: str, *, downloadable: bool = True
         else "replace it with the file of the official release"
     )
     return DatasetError(
-        f"{label}: {path} could not be read ({problem}). The file is probably truncated, corrupted or from another "
-        f"release; {fix}."
+        f"{label}: {path} could not be read. The file is probably truncated, corrupted or from another release "
+        f"({problem}); {fix}."
     )
 
 

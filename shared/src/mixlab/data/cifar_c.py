@@ -52,10 +52,10 @@ def _corruption_list(folder: Path, corruptions: Sequence[str] | None) -> list[st
         missing = [c for c in STANDARD_CORRUPTIONS if not (folder / f"{c}.npy").is_file()]
         if missing:
             raise DatasetError(
-                f"{LABEL} in {folder} lacks standard corruption file(s) {', '.join(m + '.npy' for m in missing)}; "
-                "all 15 standard corruptions are needed when corruptions=None. Restore them from the official "
-                "release (re-run with --download after moving the folder away), or pass corruptions=[...] "
-                "explicitly."
+                f"{LABEL} lacks standard corruption files in {folder} ({len(missing)} of {len(STANDARD_CORRUPTIONS)}). "
+                f"Missing: {', '.join(m + '.npy' for m in missing)}; all 15 standard corruptions are needed when "
+                "corruptions=None. Restore them from the official release (re-run with --download after moving the "
+                "folder away), or pass corruptions=[...] explicitly."
             )
         return [c for c in ALL_CORRUPTIONS if (folder / f"{c}.npy").is_file()]
     if isinstance(corruptions, str):

@@ -26,9 +26,9 @@ def check_targets(where: str, targets: torch.Tensor, count: int, num_classes: in
     """Targets must be int64 (count,) in [-1, num_classes): a malformed label file fails here, with the dataset named."""
     if targets.dtype != torch.int64 or targets.shape != (count,):
         raise DatasetError(
-            f"{where} has {count} images but targets of dtype {targets.dtype} and shape "
-            f"{tuple(targets.shape)}; expected int64 of shape ({count},). The files on "
-            "disk are probably malformed or from a different release."
+            f"{where} has targets that do not fit its {count} images. They have dtype {targets.dtype} and shape "
+            f"{tuple(targets.shape)}; expected int64 of shape ({count},). The files on disk are probably malformed "
+            "or from a different release."
         )
     if targets.numel() and int(targets.max()) >= num_classes:
         raise DatasetError(
@@ -45,8 +45,9 @@ def require_rgb(dataset: ImageDataset | FileImageDataset, needed_by: str) -> Non
     channels = getattr(dataset, "channels", 3)
     if channels != 3:
         raise DatasetError(
-            f"3-channel (RGB) images are needed by {needed_by}, but dataset {dataset.name!r} was built with "
-            f"channels={channels}; build it with channels=3 (the default: the grey channel repeated)."
+            f"3-channel (RGB) images are needed, but dataset {dataset.name!r} has {channels}-channel images. They "
+            f"are needed by {needed_by}, and the dataset was built with channels={channels}; build it with "
+            "channels=3 (the default: the grey channel repeated)."
         )
 
 
@@ -98,9 +99,9 @@ class ImageDataset(_Labels):
         where = f"dataset {self.name!r} (split {self.split!r})"
         if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] not in (1, 3):
             raise DatasetError(
-                f"{where} decoded to images of dtype {self.images.dtype} and shape {tuple(self.images.shape)}, "
-                "but mixlab expects uint8 images of shape (N, 3, H, W) (or (N, 1, H, W) for a grey dataset); the "
-                "files on disk are probably malformed."
+                f"{where} decoded to images of the wrong dtype or shape. They have dtype {self.images.dtype} and "
+                f"shape {tuple(self.images.shape)}, but mixlab expects uint8 images of shape (N, 3, H, W) (or "
+                "(N, 1, H, W) for a grey dataset); the files on disk are probably malformed."
             )
         channels = int(self.images.shape[1])
         if len(self.mean) != channels or len(self.std) != channels:

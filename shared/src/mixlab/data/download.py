@@ -40,6 +40,20 @@ class Resource:
 #: Official sources, keyed by dataset then by split ("all" when one archive holds every split; "split/part" when a
 #: split is several files, e.g. MNIST's images and labels). Checksums are the ones the releases publish (and
 #: torchvision checks); a test may replace entries with ``file://`` URLs.
+
+
+def _idx_resources(base: str, subdir: str, *files: tuple[str, str]) -> dict[str, Resource]:
+    """The four gzipped idx files of an MNIST-family release: (md5, size) of the train images, train labels, test
+    images and test labels, in that order."""
+    names = (("train", "train", "images", 3), ("train", "train", "labels", 1), ("test", "t10k", "images", 3),
+             ("test", "t10k", "labels", 1))  # fmt: skip
+    resources = {}
+    for (split, stem, part, rank), (md5, size) in zip(names, files, strict=True):
+        name = f"{stem}-{part}-idx{rank}-ubyte.gz"
+        resources[f"{split}/{part}"] = Resource(f"{base}/{name}", name, md5, size, extract=False, subdir=subdir)
+    return resources
+
+
 SOURCES: dict[str, dict[str, Resource]] = {
     "cifar10": {
         "all": Resource(
@@ -109,38 +123,22 @@ SOURCES: dict[str, dict[str, Resource]] = {
     },
     # The idx files, gzipped, as the releases publish them (md5s: torchvision's for MNIST, whose original host no
     # longer serves them; the zalandoresearch/fashion-mnist README's for Fashion-MNIST).
-    "mnist": {
-        f"{split}/{part}": Resource(
-            f"https://ossci-datasets.s3.amazonaws.com/mnist/{stem}-{part}-idx{rank}-ubyte.gz",
-            f"{stem}-{part}-idx{rank}-ubyte.gz",
-            md5,
-            size,
-            extract=False,
-            subdir="mnist",
-        )
-        for split, stem, part, rank, md5, size in (
-            ("train", "train", "images", 3, "f68b3c2dcbeaaa9fbdd348bbdeb94873", "9.9 MB"),
-            ("train", "train", "labels", 1, "d53e105ee54ea40749a09fcbcd1e9432", "29 KB"),
-            ("test", "t10k", "images", 3, "9fb629c4189551a2d022fa330f9573f3", "1.6 MB"),
-            ("test", "t10k", "labels", 1, "ec29112dd5afa0611ce80d1b7f02629c", "4.5 KB"),
-        )
-    },
-    "fashion-mnist": {
-        f"{split}/{part}": Resource(
-            f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{stem}-{part}-idx{rank}-ubyte.gz",
-            f"{stem}-{part}-idx{rank}-ubyte.gz",
-            md5,
-            size,
-            extract=False,
-            subdir="fashion-mnist",
-        )
-        for split, stem, part, rank, md5, size in (
-            ("train", "train", "images", 3, "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "26 MB"),
-            ("train", "train", "labels", 1, "25c81989df183df01b3e8a0aad5dffbe", "30 KB"),
-            ("test", "t10k", "images", 3, "bef4ecab320f06d8554ea6380940ec79", "4.4 MB"),
-            ("test", "t10k", "labels", 1, "bb300cfdad3c16e7a12a480ee83cd310", "5 KB"),
-        )
-    },
+    "mnist": _idx_resources(
+        "https://ossci-datasets.s3.amazonaws.com/mnist",
+        "mnist",
+        ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "9.9 MB"),
+        ("d53e105ee54ea40749a09fcbcd1e9432", "29 KB"),
+        ("9fb629c4189551a2d022fa330f9573f3", "1.6 MB"),
+        ("ec29112dd5afa0611ce80d1b7f02629c", "4.5 KB"),
+    ),
+    "fashion-mnist": _idx_resources(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",
+        "fashion-mnist",
+        ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "26 MB"),
+        ("25c81989df183df01b3e8a0aad5dffbe", "30 KB"),
+        ("bef4ecab320f06d8554ea6380940ec79", "4.4 MB"),
+        ("bb300cfdad3c16e7a12a480ee83cd310", "5 KB"),
+    ),
 }
 
 
@@ -216,16 +214,16 @@ def fetch(resource: Resource, directory: Path, progress: bool = True) -> Path:
     except (urllib.error.URLError, OSError, ValueError) as error:
         temporary.unlink(missing_ok=True)
         raise DatasetError(
-            f"could not download {resource.url} ({type(error).__name__}: {error}). Check the network connection "
-            f"and try again, or download {resource.filename} ({resource.size}) by other means into {directory} and "
-            "re-run with --download to verify and extract it."
+            f"could not download {resource.url}. The request failed ({type(error).__name__}: {error}); check the "
+            f"network connection and try again, or download {resource.filename} ({resource.size}) by other means "
+            f"into {directory} and re-run with --download to verify and extract it."
         ) from None
     if got != resource.md5:
         temporary.unlink(missing_ok=True)
         raise DatasetError(
-            f"the download of {resource.url} has md5 {got}, but the official file has {resource.md5}: the transfer "
-            "was corrupted or the server returned something else (an error page, a proxy notice). Nothing was "
-            "kept; try again later."
+            f"the download of {resource.url} failed its md5 check. It has md5 {got}, but the official file has "
+            f"{resource.md5}: the transfer was corrupted or the server returned something else (an error page, a "
+            "proxy notice). Nothing was kept; try again later."
         )
     os.replace(temporary, final)
     return final
@@ -256,15 +254,15 @@ def extract(archive: Path, root: Path) -> list[Path]:
                     handle.extractall(staging, filter="data")
         except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as error:
             raise DatasetError(
-                f"could not extract {archive} ({type(error).__name__}: {error}); the archive is damaged. Delete it "
-                "and re-run with --download."
+                f"could not extract {archive}: the archive is damaged. Delete it and re-run with --download "
+                f"(extracting it raised {type(error).__name__}: {error})."
             ) from None
         entries = sorted(staging.iterdir())
         clashes = [root / entry.name for entry in entries if (root / entry.name).exists()]
         if clashes:
             raise DatasetError(
-                f"extracting {archive.name} would overwrite {', '.join(map(str, clashes))}, which already exist(s) "
-                "but could not be loaded; move or delete it and re-run with --download."
+                f"extracting {archive.name} would overwrite existing files. {', '.join(map(str, clashes))} already "
+                "exist(s) but could not be loaded; move or delete it and re-run with --download."
             )
         created = []
         for entry in entries:

@@ -168,7 +168,8 @@ def _is_tree(folder: Path) -> bool:
 
 def _not_found(root: Path) -> DatasetError:
     return DatasetError(
-        f"{LABEL} was not found: looked for the CMC 100-class subset as {root / SUBSET_FOLDER}/train/<wnid>/*.JPEG "
+        f"{LABEL} was not found under {root}. Looked for the CMC 100-class subset as "
+        f"{root / SUBSET_FOLDER}/train/<wnid>/*.JPEG "
         f"and {root / SUBSET_FOLDER}/val/<wnid>/*.JPEG, or for the full ImageNet-1k as "
         f"{root / FULL_FOLDER}/{{train,val}}/<wnid>/*.JPEG (ImageFolder layout), from which the 100 classes of "
         "HobbitLong/CMC imagenet100.txt are selected. ImageNet cannot be downloaded automatically (there is no "
@@ -193,9 +194,9 @@ def _class_folders(split_dir: Path) -> list[Path]:
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise DatasetError(
-            f"{LABEL}: {split_dir} lacks {len(missing)} of the 100 CMC class folders ({shown}). It must hold the "
-            "CMC subset (HobbitLong/CMC imagenet100.txt; other 100-class subsets of ImageNet differ) or all 1,000 "
-            "ImageNet-1k classes, one folder per wnid."
+            f"{LABEL} is missing class folders in {split_dir}. It lacks {len(missing)} of the 100 CMC class folders "
+            f"({shown}); it must hold the CMC subset (HobbitLong/CMC imagenet100.txt; other 100-class subsets of "
+            "ImageNet differ) or all 1,000 ImageNet-1k classes, one folder per wnid."
         )
     return [split_dir / wnid for wnid in CMC_WNIDS]
 

@@ -263,8 +263,8 @@ def locate_split(spec: _Idx, root: Path, split: str, download: bool) -> tuple[Pa
         found = _find([target], stems)
         if found is None:
             raise DatasetError(
-                f"{spec.label}: the download finished but {' and '.join(stems)} are still missing in {target}; "
-                "the release layout may have changed. Please report this."
+                f"{spec.label} is still incomplete after the download. {' and '.join(stems)} are still missing in "
+                f"{target}; the release layout may have changed. Please report this."
             )
         return found
     places = ", ".join(str(folder) for folder in _candidates(root, spec) + fallbacks)
@@ -274,8 +274,8 @@ def locate_split(spec: _Idx, root: Path, split: str, download: bool) -> tuple[Pa
     if spec.install_hint:
         get = f"{get.removesuffix('.')}, {spec.install_hint}."
     raise DatasetError(
-        f"{spec.label} was not found: looked for {stems[0]} and {stems[1]} (each .gz or not) in {places}{note}. "
-        f"{get} {ROOT_HINT}"
+        f"{spec.label} was not found under {root}. Looked for {stems[0]} and {stems[1]} (each .gz or not) in "
+        f"{places}{note}. {get} {ROOT_HINT}"
     )
 
 

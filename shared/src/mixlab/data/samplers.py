@@ -165,7 +165,7 @@ class BatchRepetitionSampler(EpochBatchSampler):
         super().__init__(num_samples, batch_size, repetitions, seed, drop_last, rank, world_size)
         if self.batch_size % self.repetitions:
             raise ConfigError(
-                f"the batch size {batch_size} is not divisible by the batch repetition b={repetitions}: each batch "
+                f"the batch size {batch_size} is not divisible by the batch repetition b={repetitions}. Each batch "
                 f"holds batch_size/b distinct images, each b times; use a multiple of {repetitions}."
             )
         self.shard_size = self.num_samples // self.world_size

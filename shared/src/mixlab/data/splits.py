@@ -99,8 +99,9 @@ def mismatch_unlabeled_classes(
         raise ConfigError(f"mismatch must be a fraction in [0, 1], got {mismatch}.")
     if n_u < 1 or n_u > len(inside) or n_u > len(outside):
         raise ConfigError(
-            f"the mismatch protocol needs {n_u} unlabeled classes drawn from both the {len(inside)} labeled and the "
-            f"{len(outside)} other classes; choose num_unlabeled_classes <= {min(len(inside), len(outside))}."
+            f"the mismatch protocol cannot draw {n_u} unlabeled classes. They must come from both the {len(inside)} "
+            f"labeled and the {len(outside)} other classes; choose num_unlabeled_classes <= "
+            f"{min(len(inside), len(outside))}."
         )
     k = round(mismatch * n_u)
     if abs(k - mismatch * n_u) > 1e-9:
@@ -177,8 +178,9 @@ def ssl_split(
     for c in range(num_classes):
         if (c in inside or c in u_classes) and n_lab[c] + n_val[c] > counts[c]:
             raise ConfigError(
-                f"class {c} has {counts[c]} training images, fewer than the {n_lab[c]} labeled + {n_val[c]} "
-                f"validation images the split asks of every class; lower num_labeled/num_validation."
+                f"class {c} has too few training images for this split. It has {counts[c]}, fewer than the "
+                f"{n_lab[c]} labeled + {n_val[c]} validation images the split asks of every class; lower "
+                "num_labeled/num_validation."
             )
         if c in u_classes and not unlabeled_includes_labeled and n_lab[c] + n_val[c] == counts[c]:
             raise ConfigError(

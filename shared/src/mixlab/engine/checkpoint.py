@@ -62,6 +62,23 @@ def _first_line(exc: BaseException) -> str:
     return first.split(". ")[0].rstrip(".")  # the lead sentence; torch's advice after it is not passed on
 
 
+def load_data(path: Path, *, map_location: Any = "cpu", what: str = "file") -> Any:
+    """``torch.load(path, weights_only=True)`` with its failures as one-line CheckpointErrors: a file holding code
+    is refused as such, a corrupt one as corrupt; torch's advice to load with ``weights_only=False`` (which would run
+    the file's code) is never passed on."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc) or "Unsupported class" in str(exc):
+            raise CheckpointError(
+                f"{path} was not loaded: it holds objects other than tensors and plain data. Mixlab checkpoints "
+                "and state dicts never do; it is not one, or it was tampered with"
+            ) from None
+        raise CheckpointError(f"{what} {path} cannot be read (corrupt or truncated): {_first_line(exc)}") from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise CheckpointError(f"{what} {path} cannot be read (corrupt or truncated): {_first_line(exc)}") from None
+
+
 def load_checkpoint(path: str | Path, *, method: str | None = None, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a checkpoint safely; refuse missing, corrupt, foreign or other-method files with a CheckpointError.
 
@@ -72,22 +89,7 @@ def load_checkpoint(path: str | Path, *, method: str | None = None, map_location
         path = checkpoint_of(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "Unsupported class" in str(exc):
-            # torch's message goes on to advise weights_only=False: never pass that on, it would run the file's code.
-            raise CheckpointError(
-                f"{path} holds objects other than tensors and plain data, so it was not loaded "
-                "(mixlab checkpoints never do; it is not one, or it was tampered with)"
-            ) from None
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read (corrupt, truncated, or not a mixlab checkpoint): {_first_line(exc)}"
-        ) from None
-    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read (corrupt, truncated, or not a mixlab checkpoint): {_first_line(exc)}"
-        ) from None
+    state = load_data(path, map_location=map_location, what="checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a mixlab checkpoint (no '{FORMAT}' tag)")
     if method is not None and state.get("method") != method:

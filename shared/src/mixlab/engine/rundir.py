@@ -67,7 +67,7 @@ def create_run_dir(out: str | Path | None, package: str, dataset: str) -> Path:
     if path.exists() and any(path.iterdir()):
         if not is_abandoned_start(path):
             raise RunDirError(
-                f"run directory {path} already exists and is not empty: pass --resume {path} to continue that run, "
+                f"run directory {path} already exists and is not empty. Pass --resume {path} to continue that run, "
                 "or choose another --out"
             )
         for entry in path.iterdir():  # an abandoned start (no checkpoint, no summary): start again in it

@@ -160,6 +160,7 @@ class Trainer:
         channels_last = self.device.type == "cuda" if options.channels_last is None else options.channels_last
         self.runtime = Runtime(self.device, self.dist, self.precision, channels_last)
         self.run_dir: Path | None = None
+        self.phases: list[Phase] = []  # the method's, once built
         self.state = RunState()
         self._pending: list[tuple[int, torch.Tensor]] = []  # (global step, losses) awaiting the NaN check
         self._created_dir = False
@@ -185,8 +186,8 @@ class Trainer:
         status = "completed"
         try:
             for index in range(self.state.phase, len(self.phases)):
-                status = self._run_phase(index, logger, checkpoint if index == self.state.phase else None)
-                checkpoint = None
+                status = self._run_phase(index, logger, checkpoint)
+                checkpoint = None  # only the phase a run resumes in restores a checkpoint
                 if status == "stopped":
                     break
                 if index + 1 < len(self.phases):
@@ -472,7 +473,7 @@ class Trainer:
         s = self.state
         path = self.run_dir / rundir.SUMMARY
         previous = rundir.read_json(path) if self.options.resume is not None and path.is_file() else {}
-        phases = getattr(self, "phases", [])
+        phases = self.phases
         current = phases[min(s.phase, len(phases) - 1)] if phases else None
         record = s.records.get(current.name, {}) if current is not None else {}
         summary: dict[str, Any] = {

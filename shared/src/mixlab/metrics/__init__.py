@@ -16,11 +16,20 @@ from mixlab.metrics.calibration import (
     fit_temperature,
     split_halves,
 )
-from mixlab.metrics.classification import BRIER_REDUCTIONS, brier, ece, expected_calibration_error, nll, topk_accuracy
+from mixlab.metrics.classification import (
+    BRIER_CONVENTION,
+    BRIER_REDUCTIONS,
+    brier,
+    ece,
+    expected_calibration_error,
+    nll,
+    topk_accuracy,
+)
 from mixlab.metrics.diversity import mean_pairwise_diversity, ratio_error_diversity
 from mixlab.metrics.summary import ENSEMBLE_REDUCTIONS, classification_metrics, ensemble_logits
 
 __all__ = [
+    "BRIER_CONVENTION",
     "BRIER_REDUCTIONS",
     "ENSEMBLE_REDUCTIONS",
     "OFFICIAL_SPLIT_SEED",

@@ -70,6 +70,13 @@ def ece(logits: torch.Tensor, targets: torch.Tensor, n_bins: int = 15) -> float:
 BRIER_REDUCTIONS: tuple[str, ...] = ("sum_over_classes", "mean_over_classes")
 
 
+#: What the reported ``brier`` is, as `eval` prints it under its table.
+BRIER_CONVENTION = (
+    "brier: mean over images of the sum over classes of (p_k - onehot_k)^2, in [0, 2] "
+    "(the official MixMo code's get_brier divides it by the number of classes)"
+)
+
+
 def brier(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "sum_over_classes") -> float:
     """Multi-class Brier score: the mean over samples of the squared error between softmax and one-hot target.
 

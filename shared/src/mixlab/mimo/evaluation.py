@@ -40,7 +40,9 @@ def load_network(
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the {config.model} network it names ({exc})") from exc
+        raise CheckpointError(
+            f"{path}: weights do not fit the {config.model} network it names. Loading them failed: {exc}"
+        ) from exc
     return model.to(device).eval(), config
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import torch
 from torch import Tensor, nn
 
 from mixlab.errors import CheckpointError, ConfigError
@@ -152,18 +151,14 @@ def load_weights(model: nn.Module, checkpoint_path: str | Path, exclude: tuple[s
     path = Path(checkpoint_path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"No checkpoint file at '{path}'. Give the path of a saved state dict (a .pt file).")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # any unpickling failure means "not a weights-only checkpoint"
-        raise CheckpointError(
-            f"Could not read '{path}' as a weights-only PyTorch checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}). Only tensors and plain containers are accepted."
-        ) from None
+    from mixlab.engine.checkpoint import load_data  # one safe reader for every weights file
+
+    obj = load_data(path, what="weights file")
     state = _extract_state_dict(obj)
     if state is None:
         raise CheckpointError(
-            f"'{path}' holds no state dict (expected a mapping of parameter names to tensors, possibly under a "
-            "'model' or 'state_dict' key)."
+            f"'{path}' holds no state dict. Expected a mapping of parameter names to tensors, possibly under a "
+            "'model' or 'state_dict' key."
         )
     state = {k: v for k, v in _strip_prefixes(state).items() if not k.startswith(exclude)}
     own = {k: v for k, v in model.state_dict().items() if not k.startswith(exclude)}

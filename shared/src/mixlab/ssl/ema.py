@@ -54,8 +54,9 @@ class ModelEMA:
         buffers = list(model.buffers())
         if len(params) != len(self._params) or len(buffers) != len(self._buffers):
             raise ConfigError(
-                f"The EMA tracks a model with {len(self._params)} parameters and {len(self._buffers)} buffers, but "
-                f"was updated from one with {len(params)} and {len(buffers)}: pass the same (unwrapped) model."
+                f"The EMA was updated from a different model. It tracks a model with {len(self._params)} parameters "
+                f"and {len(self._buffers)} buffers, but was updated from one with {len(params)} and {len(buffers)}: "
+                "pass the same (unwrapped) model."
             )
         return params, buffers
 

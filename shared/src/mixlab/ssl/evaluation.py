@@ -49,7 +49,7 @@ def evaluate_ssl_checkpoint(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = f" (is {dataset} a dataset with the same classes?)" if dataset else ""
         raise CheckpointError(
-            f"{path}: weights do not fit the {config.model} network it names{hint}: {first}"
+            f"{path}: weights do not fit the {config.model} network it names{hint}. Loading them failed: {first}"
         ) from None
     if raw:
         ssl_method.ema.module.load_state_dict(ssl_method.model.state_dict())

@@ -108,7 +108,7 @@ class SSLMethod(Method):
         per_step, available = cfg.unlabeled_batch * runtime.dist.world_size, int(self.data.unlabeled_images.shape[0])
         if per_step > available:
             raise ConfigError(
-                f"the batch is larger than the data: {per_step} unlabeled images per step (batch size "
+                f"the batch is larger than the data. It takes {per_step} unlabeled images per step (batch size "
                 f"{cfg.batch_size} x unlabeled ratio {cfg.unlabeled_ratio} x {runtime.dist.world_size} processes), "
                 f"but the unlabeled set has {available}; lower --batch-size"
             )

@@ -50,7 +50,7 @@ def biased_mixup(
         raise ConfigError("The MixUp concentration alpha is NaN; give a positive value (MixMatch uses 0.75).")
     if not (x.is_floating_point() and y.is_floating_point()):
         raise ConfigError(
-            f"MixUp needs floating-point inputs and soft targets, got {x.dtype} inputs and {y.dtype} targets "
+            f"MixUp needs floating-point inputs and soft targets. Got {x.dtype} inputs and {y.dtype} targets "
             "(normalise the images and one-hot encode the labels first)."
         )
     if x.ndim == 0 or y.ndim == 0 or y.shape[0] != x.shape[0]:
