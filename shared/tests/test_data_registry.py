@@ -19,6 +19,7 @@ CONTRACT_NAMES = [
     "imagenet100",
     "mnist",
     "fashion-mnist",
+    "mnistm",
 ]
 
 

@@ -266,3 +266,44 @@ def test_clipping_bounds_each_optimizers_gradient_norm():
     optim.backward((w * torch.tensor([3.0, 4.0, 0.0, 0.0])).sum())
     optim.step()
     assert torch.allclose(w.detach(), -torch.tensor([0.3, 0.4, 0.0, 0.0]))  # (3, 4) clipped to norm 0.5
+
+
+class DisjointPair(Method):
+    """Two networks with their own optimizers, fed by one loss whose terms reach disjoint parameters (SAMOSA's
+    classifier and reconstruction branches): the engine's automatic path backpropagates once and steps both."""
+
+    name = "pair"
+
+    def build(self, runtime):
+        torch.manual_seed(0)
+        self.trainable = nn.ModuleDict({"a": nn.Linear(3, 1), "b": nn.Linear(3, 1)})
+        self.opt_a = torch.optim.SGD(self.trainable["a"].parameters(), lr=0.1)
+        self.opt_b = torch.optim.SGD(self.trainable["b"].parameters(), lr=0.5)
+        self.steps_per_epoch, self.total_steps, self.eval_every = 2, 2, 2
+        self.x = torch.ones(4, 3)
+
+    def optimizers(self):
+        return {"a": OptimizerSpec(self.opt_a), "b": OptimizerSpec(self.opt_b, clip_grad_norm=1e-3)}
+
+    def train_batches(self, epoch, start_batch):
+        yield from range(start_batch, 2)
+
+    def train_step(self, batch, progress):
+        loss = self.forward_module["a"](self.x).sum() + self.forward_module["b"](self.x).sum()
+        return StepOutput(loss, 4)
+
+    def evaluate(self, progress):
+        return {}
+
+
+def test_the_automatic_path_steps_every_optimizer_after_one_backward(tmp_path):
+    summary, method = _run(tmp_path, "pair", DisjointPair())
+    torch.manual_seed(0)
+    a0, b0 = nn.Linear(3, 1), nn.Linear(3, 1)
+    a, b = method.trainable["a"], method.trainable["b"]
+    # a: two plain SGD steps of lr 0.1 on a gradient of 4 per weight; b: its gradient clipped to norm 1e-3
+    assert torch.allclose(a.weight, a0.weight - 2 * 0.1 * 4, atol=1e-3)
+    assert torch.allclose(
+        (b.weight - b0.weight).norm(), torch.tensor(2 * 0.5 * 1e-3 * 3**0.5 / 2), rtol=1e-3
+    )  # weight share of the norm
+    assert set(load_checkpoint(tmp_path / "pair" / "checkpoints" / "last.pt")["optim"]["scalers"]) == {"a"}  # shared

@@ -68,7 +68,7 @@ def test_with_variant_keeps_data_and_budget_and_takes_the_algorithms_hyperparame
     "change, message",
     [
         (dict(variant="vat"), "variant"),
-        (dict(steps=10, lr_cycles=3), "lr_cycles"),
+        (dict(steps=None, epochs=None), "give the budget"),
         (dict(temperature=0.0), "temperature"),
         (dict(mismatch=120.0), "percentage"),
     ],

@@ -15,6 +15,7 @@ import functools
 import inspect
 import json
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mixlab.config import load_run_config, merge_options, resolve_config
+from mixlab.config import field_types, load_run_config, merge_options, resolve_config
 from mixlab.errors import ConfigError, MixlabError
 
 console = Console()
@@ -215,6 +216,18 @@ def print_eval_report(report: dict[str, Any], json_out: Path | None = None) -> N
         json_out.write_text(json.dumps(report, indent=2) + "\n")
 
 
+def _one_budget(config: Any, given: dict[str, Any]) -> Any:
+    """The budget option given wins: `--epochs` clears a recipe's step count, `--steps` an epoch count (where the
+    config allows none), so that a run is never budgeted by a value the user did not choose over one they did."""
+    optional = {name for name, kind in field_types(type(config)).items() if type(None) in typing.get_args(kind)}
+    cleared = {}
+    if given.get("epochs") is not None and given.get("steps") is None and "steps" in optional:
+        cleared["steps"] = None
+    if given.get("steps") is not None and given.get("epochs") is None and "epochs" in optional:
+        cleared["epochs"] = None
+    return dataclasses.replace(config, **cleared).validate() if cleared else config
+
+
 # -- the factory ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RecipeListing:
@@ -280,7 +293,7 @@ def method_app(
                 raise ConfigError(f"--resume continues the saved configuration; drop {', '.join(given)}")
             config = load_run_config(resume, config_cls, package)
         else:
-            config = resolve_config(book, recipe, overrides)
+            config = _one_budget(resolve_config(book, recipe, overrides), overrides)
         from mixlab.engine import RunOptions, Trainer
 
         run = RunOptions(

@@ -56,7 +56,7 @@ class RealMix(MixMatch):
         cfg = self.config
         if cfg.tsa == "none":
             return super().mixed_supervised_loss(logits, targets, progress)
-        eta = tsa_threshold(min(1.0, progress.step / cfg.steps), self.num_classes, cfg.tsa)  # type: ignore[arg-type]
+        eta = tsa_threshold(min(1.0, progress.step / self.total_steps), self.num_classes, cfg.tsa)  # type: ignore[arg-type]
         loss, keep = tsa_cross_entropy(logits, targets, eta, cfg.tsa_impl)  # type: ignore[arg-type]
         return loss, {"tsa_keep": keep.mean().detach(), "tsa_eta": torch.tensor(eta)}
 

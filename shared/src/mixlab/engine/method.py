@@ -191,7 +191,8 @@ class Method(ABC):
         phase's optimizers. Runs after `build` and before `optimizers()` and `wrap()`."""
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
-        """The current phase's optimizers by name (default: ``main``, from ``optimizer`` / ``scheduler``)."""
+        """The current phase's optimizers by name (default: ``main``, from ``optimizer`` / ``scheduler``). Without
+        ``manual_optimization`` the engine backpropagates the step's loss once and steps them all in this order."""
         return {"main": OptimizerSpec(self.optimizer, self.scheduler, self.clip_grad_norm)}
 
     def wrap(self, wrapper: Wrapper) -> None:

@@ -1,7 +1,9 @@
 """The optimizers of a method, stepped through the engine (manual optimisation in the spirit of Lightning's).
 
 A method with one optimizer never sees this: the engine calls ``backward`` and ``step`` for it after every
-``train_step``. A method with several (SAMOSA's ``{E_c, C}`` and ``{E_r, D}``; SciMix's discriminator and
+``train_step``. So does a method whose optimizers own disjoint parameters fed by one loss (SAMOSA: the classifier's
+loss and the reconstruction loss reach disjoint networks): one backward pass of the step's loss, then every
+optimizer steps, in the order declared, all sharing the first one's loss scaler. A method with several (SAMOSA's ``{E_c, C}`` and ``{E_r, D}``; SciMix's discriminator and
 generator) sets ``manual_optimization = True``, declares them in ``Method.optimizers()`` and, inside its
 ``train_step``, calls ``self.optim.backward(loss, name)`` and ``self.optim.step(name)`` in the order its paper
 prescribes. Either way the engine keeps what a hand-written loop tends to lose:
@@ -44,14 +46,15 @@ class OptimizerSpec:
 class Optimization:
     """Named optimizers, their schedulers and loss scalers; ``backward`` / ``step`` / ``end_iteration``."""
 
-    def __init__(self, specs: dict[str, OptimizerSpec], precision: Precision):
+    def __init__(self, specs: dict[str, OptimizerSpec], precision: Precision, *, one_backward: bool = False):
         if not specs:
             raise ConfigError("a method must declare at least one optimizer")
         self.specs = dict(specs)
         self.precision = precision
         self.scaler_of: dict[str, str] = {}
+        first = next(iter(self.specs))
         for name, spec in self.specs.items():
-            owner = spec.scaler or name
+            owner = spec.scaler or (first if one_backward else name)
             if owner not in self.specs or (self.specs[owner].scaler not in (None, owner)):
                 raise ConfigError(f"optimizer {name!r} shares the scaler of {owner!r}, which does not own one")
             self.scaler_of[name] = owner
@@ -100,6 +103,12 @@ class Optimization:
         return {name: self.lr(name) for name in self.specs}
 
     # -- what the engine calls --------------------------------------------------------------------------------
+    def backward_and_step_all(self, loss: torch.Tensor) -> None:
+        """The automatic path: one backward pass of ``loss``, then every optimizer's step in declaration order."""
+        self.backward(loss, next(iter(self.specs)))
+        for name in self.specs:
+            self.step(name)
+
     def end_iteration(self) -> list[torch.Tensor]:
         """Update the scalers that stepped this iteration, clear every gradient (none carries over to the next
         iteration, so a resumed run, which has none, continues exactly), and return the iteration's losses for the

@@ -356,7 +356,7 @@ class Trainer:
         m, s, opts = self.method, self.state, self.options
         phase = self.phases[index]
         m.start_phase(phase)
-        self.optim = Optimization(m.optimizers(), self.precision)
+        self.optim = Optimization(m.optimizers(), self.precision, one_backward=not m.manual_optimization)
         m.optim = self.optim
         m.wrap(self._wrap_module)
         if checkpoint is not None:
@@ -401,8 +401,7 @@ class Trainer:
         with self.precision.autocast():
             out = m.train_step(batch, TrainProgress.of(phase, s.step))
         if not m.manual_optimization:
-            self.optim.backward(out.loss)
-            self.optim.step()
+            self.optim.backward_and_step_all(out.loss)
         losses = self.optim.end_iteration()
         s.step += 1
         m.after_step(TrainProgress.of(phase, s.step))

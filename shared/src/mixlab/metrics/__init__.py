@@ -1,4 +1,5 @@
-"""Evaluation metrics: top-k, NLL, ECE, Brier, temperature scaling, ensemble diversity, sharing diagnostics."""
+"""Evaluation metrics: top-k, NLL, ECE, Brier, temperature scaling, ensemble diversity, sharing diagnostics and
+SAMOSA / SciMix hybrid quality."""
 
 from mixlab.metrics.analysis import (
     SHARE_VARIANTS,
@@ -26,6 +27,17 @@ from mixlab.metrics.classification import (
     topk_accuracy,
 )
 from mixlab.metrics.diversity import mean_pairwise_diversity, ratio_error_diversity
+from mixlab.metrics.hybrids import (
+    background_separation,
+    hybrid_pairs,
+    inherits_nonsemantic_class,
+    linear_probe_accuracy,
+    nonsemantic_separation,
+    pixel_preservation_rate,
+    samosa_separation,
+    scimix_transfer,
+    semantic_separation,
+)
 from mixlab.metrics.summary import ENSEMBLE_REDUCTIONS, classification_metrics, ensemble_logits
 
 __all__ = [
@@ -38,6 +50,7 @@ __all__ = [
     "OFFICIAL_TS_MAX_ITER",
     "SHARE_VARIANTS",
     "active_filter_fraction",
+    "background_separation",
     "brier",
     "classification_metrics",
     "cross_halves_calibrated",
@@ -47,9 +60,17 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "head_influence",
+    "hybrid_pairs",
+    "inherits_nonsemantic_class",
+    "linear_probe_accuracy",
     "mean_pairwise_diversity",
     "nll",
+    "nonsemantic_separation",
+    "pixel_preservation_rate",
     "ratio_error_diversity",
+    "samosa_separation",
+    "scimix_transfer",
+    "semantic_separation",
     "share_rate",
     "split_halves",
     "topk_accuracy",

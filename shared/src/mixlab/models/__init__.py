@@ -17,6 +17,7 @@ from mixlab.models.mimo import MultiHeadMIMO, encoder_filter_norms, head_column_
 from mixlab.models.preact_resnet import PreActBlock, PreActResNet18
 from mixlab.models.registry import available_models, create_model, load_weights, register_model
 from mixlab.models.small import SmallCNN
+from mixlab.models.wide_trunk import WideResBlock, WideResTrunk
 from mixlab.models.wrn import WideBasic, WideResNet
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "PreActResNet18",
     "SmallCNN",
     "WideBasic",
+    "WideResBlock",
     "WideResNet",
+    "WideResTrunk",
     "available_models",
     "count_parameters",
     "create_model",

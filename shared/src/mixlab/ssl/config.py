@@ -53,7 +53,8 @@ class SSLConfig:
     # -- steps -------------------------------------------------------------------------------------------
     batch_size: int = 64  # labeled images per step and process
     unlabeled_ratio: int = 1  # mu: unlabeled images per labeled image in a step (FixMatch: 7)
-    steps: int = 2**19
+    steps: int | None = 2**19  # the budget in optimizer steps (MixMatch, FixMatch count them)...
+    epochs: float | None = None  # ... or in epochs over the unlabeled set (SAMOSA, SciMix), when steps is None
     eval_every: int = 1024  # steps between evaluations (64 kimg at B=64); there is always one at the end
     report_last: int = 20  # report the median of the last N evaluations (MixMatch protocol)
     seed: int = 0
@@ -63,6 +64,7 @@ class SSLConfig:
     momentum: float = 0.9  # sgd only
     nesterov: bool = True  # sgd only
     weight_decay: float = 0.02
+    weight_decay_on: str = "kernels"  # kernels: conv/linear weights only (MixMatch code) | all (PyTorch SGD default)
     weight_decay_mode: str = "decoupled"  # decoupled: kernels *= 1 - wd*lr after each step (MixMatch code) | l2
     lr_schedule: str = "constant"  # constant | cosine (FixMatch: lr * cos(7 pi k / 16 K)) | cosine_horizon (below)
     lr_horizon: float = 1.0  # cosine_horizon: the cosine reaches 0 at horizon x cycle (SAMOSA/SciMix: 350/300)
@@ -75,7 +77,8 @@ class SSLConfig:
     label_smoothing: float = 0.0
     # -- unlabeled loss ----------------------------------------------------------------------------------
     lambda_u: float = 75.0  # weight of the unlabeled loss (MixMatch CIFAR-10: 75, SVHN: 250)
-    rampup_steps: int = 16384  # lambda_u ramps from 0 to lambda_u over these steps (0: no ramp)
+    rampup_steps: int = 16384  # lambda_u ramps from 0 to lambda_u over these steps (0: no ramp)...
+    rampup_epochs: float | None = None  # ... or over these epochs of the unlabeled set (Mean Teacher code: 5)
     rampup: str = "linear"  # linear (MixMatch) | sigmoid (Mean Teacher's exp(-5(1-t)^2))
     # -- Mean Teacher ------------------------------------------------------------------------------------
     dual_head: bool = False  # spec samosa-scimix §1.4: primary + stability heads, consistency on every row
@@ -104,9 +107,15 @@ class SSLConfig:
         )
         need(self.num_labeled >= 1, f"num_labeled must be at least 1, not {self.num_labeled}")
         need(self.batch_size >= 1 and self.unlabeled_ratio >= 1, "batch_size and unlabeled_ratio must be >= 1")
-        need(self.steps >= 1 and self.eval_every >= 1, "steps and eval_every must be >= 1")
+        need(self.steps is not None or self.epochs is not None, "give the budget: steps or epochs")
+        need(self.steps is None or self.steps >= 1, f"steps must be at least 1, not {self.steps}")
+        need(self.epochs is None or self.epochs > 0, f"epochs must be positive, not {self.epochs}")
+        need(self.eval_every >= 1, f"eval_every must be at least 1, not {self.eval_every}")
         need(self.lr_horizon > 0 and self.lr_cycles >= 1, "lr_horizon must be > 0 and lr_cycles >= 1")
-        need(self.steps % self.lr_cycles == 0, f"steps ({self.steps}) must split into lr_cycles ({self.lr_cycles})")
+        need(
+            self.weight_decay_on in ("kernels", "all"),
+            f"weight_decay_on must be kernels or all, not {self.weight_decay_on!r}",
+        )
         need(self.clip_grad_norm is None or self.clip_grad_norm > 0, "clip_grad_norm must be > 0")
         need(self.logit_distance_weight >= 0, "logit_distance_weight must be >= 0")
         need(self.report_last >= 1, "report_last must be >= 1")
@@ -122,6 +131,7 @@ class SSLConfig:
         need(0.0 <= self.ema_decay < 1.0, f"ema_decay must be in [0, 1), not {self.ema_decay}")
         need(0.0 <= self.label_smoothing < 1.0, "label_smoothing must be in [0, 1)")
         need(self.lambda_u >= 0 and self.rampup_steps >= 0, "lambda_u and rampup_steps must be >= 0")
+        need(self.rampup_epochs is None or self.rampup_epochs >= 0, "rampup_epochs must be >= 0")
         need(self.k_aug >= 1, f"k_aug must be >= 1, not {self.k_aug}")
         need(self.temperature > 0, f"the sharpening temperature must be > 0, not {self.temperature}")
         need(0.0 < self.threshold <= 1.0, f"threshold must be in (0, 1], not {self.threshold}")
@@ -138,5 +148,5 @@ class SSLConfig:
 DATA_FIELDS = (
     "dataset", "num_labeled", "num_validation", "split_seed", "labeled_classes", "mismatch", "unlabeled_classes",
     "balance", "use_extra", "eval_restrict_classes", "model", "bn_momentum", "crop_padding", "hflip", "batch_size",
-    "steps", "eval_every", "report_last", "seed", "ema_decay", "rampup_steps", "init_checkpoint",
+    "steps", "epochs", "eval_every", "report_last", "seed", "ema_decay", "rampup_steps", "init_checkpoint",
 )  # fmt: skip

@@ -42,7 +42,7 @@ def evaluate_ssl_checkpoint(
     ssl_method.build(Runtime(dev, DistInfo(), Precision(amp, dev), channels_last=False))
     ssl_method.forward_module = ssl_method.model
     try:
-        ssl_method.model.load_state_dict(state["model"])
+        ssl_method.trainable.load_state_dict(state["model"])
         if state.get("extra", {}).get("ema") is not None:
             ssl_method.ema.load_state_dict(state["extra"]["ema"])
     except (RuntimeError, KeyError, CheckpointError) as exc:

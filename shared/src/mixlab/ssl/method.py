@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from mixlab.engine import Method, Runtime, StepOutput, TrainProgress, cosine_horizon_factor
+from mixlab.engine import Method, Runtime, StepOutput, TrainProgress, budget_steps, cosine_horizon_factor
 from mixlab.engine.distributed import broadcast_buffers
 from mixlab.errors import ConfigError
 from mixlab.metrics import classification_metrics
@@ -123,7 +123,10 @@ class SSLMethod(Method):
         self.unlabeled_stream = InfiniteIndexStream(pool, cfg.unlabeled_batch, cfg.seed + 1, rank, world)
         # An epoch is one pass over the unlabeled set (the SSL papers' "epochs over the unlabeled samples").
         self.steps_per_epoch = max(1, math.ceil(pool / (cfg.unlabeled_batch * world)))
-        self.total_steps, self.eval_every = cfg.steps, cfg.eval_every
+        self.total_steps = budget_steps(self.steps_per_epoch, epochs=cfg.epochs, steps=cfg.steps)
+        self.eval_every = cfg.eval_every
+        if self.total_steps % cfg.lr_cycles:
+            raise ConfigError(f"the {self.total_steps} steps do not split into lr_cycles={cfg.lr_cycles} equal cycles")
         # Small SSL sets live on the device as uint8; STL-10's 100k unlabeled memory map stays on the host.
         self.labeled_images = self.data.labeled.images.to(dev)
         self.labeled_targets = self.data.labeled.targets.to(dev)
@@ -131,7 +134,8 @@ class SSLMethod(Method):
         if self.unlabeled_images.numel() * self.unlabeled_images.element_size() < 4 * 2**30 or dev.type == "cpu":
             self.unlabeled_images = self.unlabeled_images.to(dev)
         self.inputs = InputPipeline(cfg, self.data.labeled.mean, self.data.labeled.std, dev)
-        self.kernels = [p for n, p in self.model.named_parameters() if is_kernel(n, p)]  # decayed (decoupled or L2)
+        decayed = is_kernel if cfg.weight_decay_on == "kernels" else (lambda name, param: True)
+        self.kernels = [p for n, p in self.model.named_parameters() if decayed(n, p)]  # decayed (decoupled or L2)
         self.optimizer, self.scheduler = self.configure_optimizers()
         self.clip_grad_norm = cfg.clip_grad_norm
 
@@ -140,7 +144,8 @@ class SSLMethod(Method):
 
     def configure_optimizers(self):
         cfg = self.config
-        others = [p for n, p in self.model.named_parameters() if not is_kernel(n, p)]
+        kernels = {id(p) for p in self.kernels}
+        others = [p for p in self.model.parameters() if id(p) not in kernels]
         l2 = cfg.weight_decay if cfg.weight_decay_mode == "l2" else 0.0
         groups = [{"params": self.kernels, "weight_decay": l2}, {"params": others, "weight_decay": 0.0}]
         if cfg.optimizer == "adam":
@@ -150,7 +155,7 @@ class SSLMethod(Method):
         return optimizer, self.lr_scheduler(optimizer)
 
     def lr_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
-        cfg, total = self.config, self.config.steps
+        cfg, total = self.config, self.total_steps
         if cfg.lr_schedule == "cosine":  # FixMatch: lr * cos(7 pi k / (16 K))
             return torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda k: math.cos(7 * math.pi * min(k, total) / (16 * total))
@@ -214,7 +219,8 @@ class SSLMethod(Method):
     def unlabeled_weight(self, step: int) -> float:
         cfg = self.config
         ramp = linear_ramp if cfg.rampup == "linear" else sigmoid_ramp
-        return cfg.lambda_u * ramp(step, cfg.rampup_steps)
+        length = cfg.rampup_steps if cfg.rampup_epochs is None else cfg.rampup_epochs * self.steps_per_epoch
+        return cfg.lambda_u * ramp(step, length)
 
     def finish(self, ctx: StepContext, loss: torch.Tensor, logs: dict[str, torch.Tensor], images: int) -> StepOutput:
         """The algorithm's loss plus the extra terms, with every term logged."""

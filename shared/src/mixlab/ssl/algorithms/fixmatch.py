@@ -34,14 +34,14 @@ class FixMatch(SSLMethod):
         unlabeled = self.unlabeled_uint8(step)
         B, U = len(targets), len(unlabeled)
         weak, strong = self.inputs.weak(unlabeled), self.inputs.strong(unlabeled)
-        if type(self).strong_view is FixMatch.strong_view:  # one forward of all three parts (the reference code)
-            inputs = torch.cat([x, weak, strong])
-            logits = self.forward(inputs)
-        else:  # the strong views depend on the weak predictions: weak first, without gradient into the hook
-            head = self.forward(torch.cat([x, weak]))
-            strong = self.strong_view(strong, weak, primary(head[B:]).detach(), progress)
-            logits = torch.cat([head, self.forward_frozen_bn(strong)])
-            inputs = torch.cat([x, weak, strong])
+        if type(self).strong_view is not FixMatch.strong_view:
+            # The hook needs the weak predictions before the strong views exist: one extra pass without gradient and
+            # without touching the BatchNorm statistics, so the training pass below stays the reference code's.
+            with torch.no_grad():
+                weak_logits = primary(self.forward_frozen_bn(weak))
+            strong = self.strong_view(strong, weak, weak_logits, progress)
+        inputs = torch.cat([x, weak, strong])  # one forward of all three parts (the reference code)
+        logits = self.forward(inputs)
         main = primary(logits)
         loss_x = F.cross_entropy(main[:B].float(), targets)
         loss_u, mask = fixmatch_unlabeled_loss(main[B : B + U], main[B + U :], cfg.threshold)

@@ -33,6 +33,8 @@ class MeanTeacher(SSLMethod):
 
     @classmethod
     def variant_fields(cls, config: SSLConfig) -> dict[str, Any]:
+        if config.steps is None:
+            return {}  # an epoch budget keeps the recipe's ramp
         return {"rampup_steps": int(0.4 * config.steps)}  # warmup_pos 0.4 of the MixMatch comparison code
 
     @torch.no_grad()

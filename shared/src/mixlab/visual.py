@@ -1,0 +1,61 @@
+"""Image grids as PNG files: the hybrid pictures of SAMOSA and SciMix (semantic parents x appearance parents)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def to_uint8(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """Standardised float images (N, C, H, W) back to uint8 pixels (N, 3, H, W), clipped to [0, 255]."""
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    pixels = (images.detach().float().cpu() * s + m).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
+
+
+def save_hybrid_grid(
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+    cells: torch.Tensor,
+    path: str | Path,
+    *,
+    rejected: torch.Tensor | None = None,
+    scale: int = 2,
+    gap: int = 2,
+) -> Path:
+    """Write a (R+1) x (C+1) PNG: the row parents (R, 3, H, W) down the first column, the column parents (C, 3, H, W)
+    along the first row, and ``cells[r, c]`` (R, C, 3, H, W) in between; all uint8. Cells marked in ``rejected``
+    (R, C) get a red frame. Each image is enlarged ``scale`` times (nearest), with ``gap`` white pixels between."""
+    from PIL import Image, ImageDraw
+
+    R, C, _, H, W = cells.shape
+    if rows.shape[0] != R or columns.shape[0] != C:
+        raise ValueError(
+            f"{R} x {C} cells need {R} row and {C} column parents, got {rows.shape[0]} and {columns.shape[0]}"
+        )
+    h, w = H * scale, W * scale
+    canvas = Image.new("RGB", ((C + 1) * (w + gap) + gap, (R + 1) * (h + gap) + gap), "white")
+    draw = ImageDraw.Draw(canvas)
+
+    def paste(image: torch.Tensor, r: int, c: int) -> tuple[int, int]:
+        array = image.permute(1, 2, 0).contiguous().numpy()
+        tile = Image.fromarray(array, "RGB").resize((w, h), Image.NEAREST)
+        x, y = gap + c * (w + gap), gap + r * (h + gap)
+        canvas.paste(tile, (x, y))
+        return x, y
+
+    draw.rectangle([0, 0, w + gap, h + gap], fill=(230, 230, 230))  # the empty corner
+    for c in range(C):
+        paste(columns[c], 0, c + 1)
+    for r in range(R):
+        paste(rows[r], r + 1, 0)
+        for c in range(C):
+            x, y = paste(cells[r, c], r + 1, c + 1)
+            if rejected is not None and bool(rejected[r, c]):
+                draw.rectangle([x, y, x + w - 1, y + h - 1], outline=(220, 0, 0), width=max(1, scale))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
