@@ -137,6 +137,25 @@ def test_realmix_ssl_loop_trains_under_torchrun_with_two_gloo_processes(tmp_path
     assert all(torch.isfinite(v).all() for v in state["extra"]["ema"]["module"].values() if v.is_floating_point())
 
 
+@pytest.mark.slow
+def test_samosa_trains_under_torchrun_with_two_gloo_processes(tmp_path):
+    """Two optimizers after one backward, four DDP-wrapped networks (E_c+C, E_r, D), the stored hybrids of a cycle
+    end: the replicas stay identical."""
+    out = tmp_path / "samosa"
+    args = ["-m", "samosa", "train", "--recipe", "digits-100-mt-samosa", "--labels", "50", "--batch-size", "4",
+            "--steps", "6", "--eval-every", "3", "--set", "unlabeled_batch_size=8", "--set", "hybrid_window=[0,1]",
+            "--set", "num_gates=16", "--set", "hybrids_per_labeled=2", "--no-progress", "--device", "cpu",
+            "--out", str(out)]  # fmt: skip
+    result = _torchrun(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["status"] == "completed" and summary["steps"] == 6
+    from mixlab.engine import load_checkpoint
+
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert set(state["optim"]["optimizers"]) == {"main", "rec"} and len(state["extra"]["hybrids"]["x"]) == 2 * 50
+
+
 # -- the ranks stop with their launcher ---------------------------------------------------------------------------
 def _children(pid):
     """PIDs of the direct children of `pid`, from /proc/*/stat (works without CONFIG_PROC_CHILDREN)."""

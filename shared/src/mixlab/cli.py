@@ -99,6 +99,11 @@ def _run_options(has_epochs: bool) -> list[Option]:
     return options
 
 
+#: `eval --raw` of the semi-supervised packages, which report the EMA weights by default.
+RAW_WEIGHTS_OPTION = Option(
+    "raw", bool, "Score the trained weights instead of their EMA (the papers report the EMA).", None, default=False
+)
+
 SET_OPTION = Option("set_", list[str], "Any config field, e.g. --set lr=0.01 (repeatable).", None, ("--set",))
 
 

@@ -70,15 +70,7 @@ app = common.method_app(
     summary_keys=("error", "median_error", "top1", "nll"),
     evaluator=ssl_evaluator(method="realmix", config_cls=RealMixConfig, make_method=realmix_method),
     eval_help="Test error, accuracy, NLL and ECE of a checkpoint's EMA model on the run's evaluation set.",
-    eval_options=[
-        Option(
-            "raw",
-            bool,
-            "Score the trained weights instead of their EMA (the paper reports the EMA).",
-            None,
-            default=False,
-        ),
-    ],  # fmt: skip
+    eval_options=[common.RAW_WEIGHTS_OPTION],
     ensembles=False,
     listing=RecipeListing(
         title=f"RealMix recipes (paper error %; tables: {', '.join(TABLES)})",

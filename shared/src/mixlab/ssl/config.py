@@ -52,7 +52,8 @@ class SSLConfig:
     strong_cutout: int = 16  # Cutout side of the strong view in pixels (0: off)
     # -- steps -------------------------------------------------------------------------------------------
     batch_size: int = 64  # labeled images per step and process
-    unlabeled_ratio: int = 1  # mu: unlabeled images per labeled image in a step (FixMatch: 7)
+    unlabeled_ratio: int = 1  # mu: unlabeled images per labeled image in a step (FixMatch: 7)...
+    unlabeled_batch_size: int | None = None  # ... or the unlabeled batch itself (Mean Teacher code: 124 + 388)
     steps: int | None = 2**19  # the budget in optimizer steps (MixMatch, FixMatch count them)...
     epochs: float | None = None  # ... or in epochs over the unlabeled set (SAMOSA, SciMix), when steps is None
     eval_every: int = 1024  # steps between evaluations (64 kimg at B=64); there is always one at the end
@@ -72,7 +73,8 @@ class SSLConfig:
     clip_grad_norm: float | None = None  # clip the global gradient norm (SAMOSA: 1.0)
     init_checkpoint: str | None = None  # start from a local checkpoint's weights; its classifier head is not loaded
     ema_decay: float = 0.999  # evaluation model (and Mean Teacher's teacher)
-    ema_buffers: str = "copy"  # copy the live BN statistics (MixMatch code) | average them
+    ema_buffers: str = "copy"  # copy the live BN statistics (MixMatch code) | average them | own (Mean Teacher code:
+    # the teacher's statistics come from its own train-mode passes)
     ema_warmup: bool = False  # Mean Teacher's decay min(1 - 1/(t+1), ema_decay), t = steps done
     label_smoothing: float = 0.0
     # -- unlabeled loss ----------------------------------------------------------------------------------
@@ -95,6 +97,8 @@ class SSLConfig:
 
     @property
     def unlabeled_batch(self) -> int:
+        if self.unlabeled_batch_size is not None:
+            return self.unlabeled_batch_size
         return self.batch_size * self.unlabeled_ratio
 
     def variants(self) -> tuple[str, ...]:
@@ -107,6 +111,7 @@ class SSLConfig:
         )
         need(self.num_labeled >= 1, f"num_labeled must be at least 1, not {self.num_labeled}")
         need(self.batch_size >= 1 and self.unlabeled_ratio >= 1, "batch_size and unlabeled_ratio must be >= 1")
+        need(self.unlabeled_batch_size is None or self.unlabeled_batch_size >= 1, "unlabeled_batch_size must be >= 1")
         need(self.steps is not None or self.epochs is not None, "give the budget: steps or epochs")
         need(self.steps is None or self.steps >= 1, f"steps must be at least 1, not {self.steps}")
         need(self.epochs is None or self.epochs > 0, f"epochs must be positive, not {self.epochs}")
@@ -124,7 +129,11 @@ class SSLConfig:
         need(self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
         need(self.input_scale in INPUT_SCALES, f"input_scale must be one of {', '.join(INPUT_SCALES)}")
         need(self.rampup in RAMPS, f"rampup must be one of {', '.join(RAMPS)}")
-        need(self.ema_buffers in ("copy", "average"), "ema_buffers must be copy or average")
+        need(self.ema_buffers in ("copy", "average", "own"), "ema_buffers must be copy, average or own")
+        need(
+            self.ema_buffers != "own" or self.variant == "mean-teacher",
+            "ema_buffers=own keeps the statistics of the teacher's own passes: only Mean Teacher has them",
+        )
         need(self.bn_mode in ("interleave", "concat"), "bn_mode must be interleave or concat")
         need(self.bn_momentum is None or 0.0 < self.bn_momentum <= 1.0, "bn_momentum must be in (0, 1]")
         need(self.lr > 0 and self.weight_decay >= 0, "lr must be > 0 and weight_decay >= 0")

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from mixlab.errors import CheckpointError, ConfigError
 
 BufferMode = Literal["copy", "average"]
-BUFFER_MODES: tuple[str, ...] = ("copy", "average")
+BUFFER_MODES: tuple[str, ...] = ("copy", "average", "own")
 
 
 def _check_decay(decay: float) -> float:
@@ -70,6 +70,8 @@ class ModelEMA:
         targets = list(self._params)
         sources = [p.to(device=e.device, dtype=e.dtype) for e, p in zip(self._params, params, strict=True)]
         for ema_b, b in zip(self._buffers, buffers, strict=True):
+            if self.buffers == "own":
+                continue  # the averaged model keeps the statistics of its own passes (Mean Teacher's teacher)
             if self.buffers == "average" and ema_b.is_floating_point():
                 targets.append(ema_b)
                 sources.append(b.to(device=ema_b.device, dtype=ema_b.dtype))

@@ -15,6 +15,40 @@ from mixlab.errors import CheckpointError, ConfigError
 from mixlab.ssl.method import SSLMethod
 
 
+def restore_ssl_method(
+    path: Path,
+    *,
+    method: str,
+    config_cls: type,
+    make_method: Callable[..., SSLMethod],
+    device: str = "auto",
+    amp: str = "off",
+    dataset: str | None = None,
+    data_root: Path | None = None,
+) -> tuple[SSLMethod, dict[str, Any]]:
+    """The method a checkpoint was trained with, rebuilt from its saved configuration (data split included) on one
+    process, with the checkpoint's weights and EMA loaded; and the checkpoint itself."""
+    state = load_checkpoint(path, method=method)
+    config = config_from_dict(config_cls, state["config"], where=str(path))
+    if dataset is not None:
+        config = dataclasses.replace(config, dataset=dataset)
+    dev = resolve_device(device)
+    ssl_method = make_method(config, data_root=data_root, download=False)
+    ssl_method.build(Runtime(dev, DistInfo(), Precision(amp, dev), channels_last=False))
+    ssl_method.forward_module = ssl_method.model
+    try:
+        ssl_method.trainable.load_state_dict(state["model"])
+        if state.get("extra", {}).get("ema") is not None:
+            ssl_method.ema.load_state_dict(state["extra"]["ema"])
+    except (RuntimeError, KeyError, CheckpointError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = f" (is {dataset} a dataset with the same classes?)" if dataset else ""
+        raise CheckpointError(
+            f"{path}: weights do not fit the {config.model} network it names{hint}: {first}"
+        ) from None
+    return ssl_method, state
+
+
 def evaluate_ssl_checkpoint(
     path: Path,
     *,
@@ -33,24 +67,11 @@ def evaluate_ssl_checkpoint(
     The split and the evaluation set are rebuilt from the saved configuration, so a mismatch-protocol run is scored
     on the labeled classes' test images, as in training. ``dataset`` scores it on another dataset's test set.
     """
-    state = load_checkpoint(path, method=method)
-    config = config_from_dict(config_cls, state["config"], where=str(path))
-    if dataset is not None:
-        config = dataclasses.replace(config, dataset=dataset)
-    dev = resolve_device(device)
-    ssl_method = make_method(config, data_root=data_root, download=False)
-    ssl_method.build(Runtime(dev, DistInfo(), Precision(amp, dev), channels_last=False))
-    ssl_method.forward_module = ssl_method.model
-    try:
-        ssl_method.trainable.load_state_dict(state["model"])
-        if state.get("extra", {}).get("ema") is not None:
-            ssl_method.ema.load_state_dict(state["extra"]["ema"])
-    except (RuntimeError, KeyError, CheckpointError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = f" (is {dataset} a dataset with the same classes?)" if dataset else ""
-        raise CheckpointError(
-            f"{path}: weights do not fit the {config.model} network it names{hint}. Loading them failed: {first}"
-        ) from None
+    ssl_method, state = restore_ssl_method(
+        path, method=method, config_cls=config_cls, make_method=make_method, device=device, amp=amp,
+        dataset=dataset, data_root=data_root,
+    )  # fmt: skip
+    config = ssl_method.config
     if raw:
         ssl_method.ema.module.load_state_dict(ssl_method.model.state_dict())
     with torch.no_grad(), ssl_method.runtime.precision.autocast():

@@ -88,17 +88,23 @@ class SSLMethod(Method):
     def build_data(self) -> SSLData:
         return build_ssl_data(self.config, self.data_root, self.download)
 
+    def create_network(self, num_classes: int) -> nn.Module:
+        """The classifier, before the shared adjustments of `build_model` (a method with its own network, SAMOSA's
+        `C(E_c(.))`, overrides this). Default: ``config.model`` from the registry, with two heads if ``dual_head``."""
+        model = create_model(self.config.model, num_classes=num_classes)
+        if self.config.init_checkpoint:
+            # Transfer learning: every weight but the classifier head, which stays freshly initialised.
+            load_weights(model, self.config.init_checkpoint, exclude=("head.",))
+        return DualHead(model) if self.config.dual_head else model
+
     def build_model(self, num_classes: int) -> nn.Module:
         cfg = self.config
-        model = create_model(cfg.model, num_classes=num_classes)
+        model = self.create_network(num_classes)
         if cfg.bn_momentum is not None:
             for module in model.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.momentum = cfg.bn_momentum
-        if cfg.init_checkpoint:
-            # Transfer learning: every weight but the classifier head, which stays freshly initialised.
-            load_weights(model, cfg.init_checkpoint, exclude=("head.",))
-        return DualHead(model) if cfg.dual_head else model
+        return model
 
     def build(self, runtime: Runtime) -> None:
         cfg, dev = self.config, runtime.device
@@ -109,7 +115,7 @@ class SSLMethod(Method):
         if per_step > available:
             raise ConfigError(
                 f"the batch is larger than the data. It takes {per_step} unlabeled images per step (batch size "
-                f"{cfg.batch_size} x unlabeled ratio {cfg.unlabeled_ratio} x {runtime.dist.world_size} processes), "
+                f"{cfg.unlabeled_batch} per process x {runtime.dist.world_size} processes), "
                 f"but the unlabeled set has {available}; lower --batch-size"
             )
         self.model = self.build_model(self.num_classes).to(dev)

@@ -39,9 +39,13 @@ class MeanTeacher(SSLMethod):
 
     @torch.no_grad()
     def teacher_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The teacher's primary logits on its view: train mode (batch statistics), statistics not kept."""
+        """The teacher's primary logits on its view, in train mode (batch statistics). Its running statistics are
+        its own passes' with ``ema_buffers="own"`` (the Mean Teacher code); otherwise these passes leave them alone
+        and the EMA copies or averages the student's."""
         teacher = self.ema.module
         teacher.train()
+        if self.config.ema_buffers == "own":
+            return primary(teacher(self.runtime.to_input(x)))
         with bn_stats_frozen(teacher):
             return primary(teacher(self.runtime.to_input(x)))
 

@@ -47,7 +47,7 @@ class MixMatch(SSLMethod):
         weight = self.unlabeled_weight(step)
         loss = loss_x + weight * loss_u
         logs = {**logs, **logs_u, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "w_u": torch.tensor(weight)}
-        ctx = StepContext(step, progress, mixed.x, logits, B, mixed.y, {"guess": q})
+        ctx = StepContext(step, progress, mixed.x, logits, B, mixed.y, {"guess": q, "rows": rows})
         return self.finish(ctx, loss, logs, B + len(unlabeled) * cfg.k_aug)
 
     def mixed_forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:

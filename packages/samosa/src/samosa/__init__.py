@@ -1,0 +1,1 @@
+"""SAMOSA: semantic augmentation by mixing contents for semi-supervised learning (thesis ch. 2)."""

@@ -1,0 +1,3 @@
+from samosa.cli import main
+
+main()

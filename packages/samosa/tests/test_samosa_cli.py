@@ -1,0 +1,72 @@
+"""`samosa train | eval | recipes | hybrids | separation` on the built-in digits."""
+
+import json
+
+import pytest
+from mixlab.engine import load_checkpoint
+from mixlab.testing import assert_resume_is_exact, one_line_error, torch_threads
+from PIL import Image
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, fast_options):
+    from samosa.cli import app
+    from typer.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("runs") / "mt"
+    result = CliRunner().invoke(app, ["train", *fast_options, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_the_run_with_the_samosa_terms_and_stored_hybrids(trained):
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 12
+    records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss_rec", "loss_omega", "loss_logit", "loss_u"} <= set(records[-1]["train"])
+    state = load_checkpoint(trained / "checkpoints" / "last.pt", method="samosa")
+    assert {"net", "gates", "decoder"} == {k.split(".")[0] for k in state["model"]}
+    assert set(state["optim"]["optimizers"]) == {"main", "rec"}
+    assert len(state["extra"]["hybrids"]["x"]) == 10 * 50  # rebuilt after cycle 2 (step 8)
+
+
+def test_eval_hybrids_and_separation(trained, run_cli, tmp_path):
+    result = run_cli("eval", "-c", trained, "--device", "cpu")
+    assert result.exit_code == 0 and "top1" in result.output
+    grid = tmp_path / "grid.png"
+    result = run_cli("hybrids", "-c", trained, "--out", grid, "--rows", "10", "--columns", "4", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert Image.open(grid).size == (5 * 66 + 2, 11 * 66 + 2)  # (columns + 1) x (rows + 1) tiles of 64 + 2 px
+    result = run_cli("separation", "-c", trained, "--partners", "2", "--no-probe", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    report = json.loads((trained / "separation.json").read_text())
+    assert report["hybrids"] == 2 * 50 and 0 <= report["s_c"] <= 100 and 0 <= report["s_r"] <= 100
+    assert report["ratio"] > 0
+
+
+def test_resume_is_exact_across_the_stored_hybrids(run_cli, fast_options, tmp_path):
+    """Stopped after step 6 (after the first stored set, inside cycle 2) and resumed: bit-identical weights."""
+    assert_resume_is_exact(run_cli, ["train", *fast_options], tmp_path, stop_after=6)
+
+
+def test_recipes_and_bad_input(run_cli, tmp_path):
+    listing = run_cli("recipes", "--dataset", "cifar10")
+    assert listing.exit_code == 0 and "cifar10-500-mt-samosa" in listing.output and "82.4" in listing.output
+    shown = run_cli("recipes", "--show", "cifar10-500-mt")
+    assert shown.exit_code == 0 and '"use_reconstruction": false' in shown.output
+    assert "depth 16" in one_line_error(run_cli("train", "--model", "wrn10-1", "--out", tmp_path / "x"))
+    assert "--base must be one of" in one_line_error(run_cli("train", "--base", "supervised", "--out", tmp_path / "y"))
+    assert "no fixmatch recipe for svhn" in one_line_error(
+        run_cli("train", "--base", "fixmatch", "--dataset", "svhn", "--out", tmp_path / "y")
+    )
+    from samosa.cli import choose_recipe
+
+    chosen = choose_recipe({"base": "mixmatch", "recipe": None, "resume": None, "dataset": None})
+    assert chosen == "digits-100-mixmatch-samosa"
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
