@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mixlab import testing
 from mixlab.data import build_dataset, dataset_info, mnist, mnistm
 from mixlab.data import download as dl
 from mixlab.data.dataset import ImageDataset
@@ -20,32 +21,12 @@ BSDS = Path("BSR/BSDS500/data/images")
 PHOTOS = {"train": 3, "val": 2, "test": 2}
 
 
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-
-
 def write_mnist(folder: Path, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random 28x28 digits (with the mask's boundary bytes 127 and 128 present) and labels 0..9, gzipped."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    images[:, 0, 0], images[:, 0, 1], images[:, 0, 2] = 127, 128, 0
-    labels = (np.arange(n) % 10).astype(np.uint8)
-    folder.mkdir(parents=True, exist_ok=True)
-    for stem, array, magic in zip(mnist.FILES[split], (images, labels), (mnist.IMAGES_MAGIC, mnist.LABELS_MAGIC)):
-        (folder / f"{stem}.gz").write_bytes(gzip.compress(idx_bytes(array, magic)))
-    return images, labels
+    return testing.write_mnist(folder, split, n, seed)
 
 
 def write_bsds(images: Path, seed: int = 1) -> None:
-    """Random colour photographs of 40x48 (landscape) and 48x40 (portrait) in ``images/{train,val,test}/``."""
-    rng = np.random.default_rng(seed)
-    for part, count in PHOTOS.items():
-        (images / part).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            shape = (40, 48, 3) if i % 2 == 0 else (48, 40, 3)
-            pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
-            Image.fromarray(pixels).save(images / part / f"{100 * (i + 1) + len(part)}.jpg", quality=95)
+    testing.write_bsds500(images, PHOTOS, seed)
 
 
 @pytest.fixture

@@ -70,3 +70,25 @@ def test_recipes_and_bad_input(run_cli, tmp_path):
     chosen = choose_recipe({"base": "mixmatch", "recipe": None, "resume": None, "dataset": None})
     assert chosen == "digits-100-mixmatch-samosa"
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_mnistm_run_reports_the_background_criterion(run_cli, tmp_path):
+    """The case study's data end to end: a tiny MT + SAMOSA run on miniature MNIST + BSDS500 files, then `separation`
+    with the background criterion of §2.8 (the semantic parent's mask, the two parents' BSDS crops)."""
+    from mixlab.testing import write_bsds500, write_mnist
+
+    data = tmp_path / "data"
+    write_mnist(data / "mnist", "train", 200, seed=2)
+    write_mnist(data / "mnist", "test", 40, seed=3)
+    write_bsds500(data / "BSR" / "BSDS500" / "data" / "images", {"train": 3, "val": 2, "test": 2})
+    out = tmp_path / "mnistm"
+    result = run_cli(
+        "train", "--dataset", "mnistm", "--data-root", data, "--labels", "20", "--model", "wrn16-1",
+        "--batch-size", "4", "--steps", "6", "--eval-every", "6", "--set", "unlabeled_batch_size=8",
+        "--set", "num_gates=8", "--set", "hybrids_per_labeled=2", "--no-progress", "--device", "cpu", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = run_cli("separation", "-c", out, "--partners", "3", "--no-probe", "--data-root", data, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "separation.json").read_text())
+    assert report["hybrids"] == 60 and 0 <= report["s_r_background"] <= 100 and report["ratio_background"] > 0

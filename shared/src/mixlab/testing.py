@@ -90,6 +90,41 @@ def write_cifar100(root: Path, n_train: int = 128, n_test: int = 20, seed: int =
     return folder
 
 
+def write_mnist(folder: Path, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Write ``n`` random 28x28 digits (the mask boundary bytes 127 and 128 present) and labels ``i % 10`` as the
+    gzipped idx files of ``split`` in ``folder``; return them."""
+    import gzip
+
+    from mixlab.data import mnist
+
+    def idx(array: np.ndarray, magic: int) -> bytes:
+        header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    images[:, 0, 0], images[:, 0, 1], images[:, 0, 2] = 127, 128, 0
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, array, magic in zip(mnist.FILES[split], (images, labels), (mnist.IMAGES_MAGIC, mnist.LABELS_MAGIC)):
+        (folder / f"{stem}.gz").write_bytes(gzip.compress(idx(array, magic)))
+    return images, labels
+
+
+def write_bsds500(images: Path, photos: dict[str, int], seed: int = 1) -> None:
+    """Random colour photographs of 40x48 (landscape) and 48x40 (portrait), ``photos[part]`` of them in
+    ``images/{train,val,test}/`` (the BSDS500 release layout below ``BSR/BSDS500/data/images``)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for part, count in photos.items():
+        (images / part).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            shape = (40, 48, 3) if i % 2 == 0 else (48, 40, 3)
+            pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+            Image.fromarray(pixels).save(images / part / f"{100 * (i + 1) + len(part)}.jpg", quality=95)
+
+
 def write_stl10(root: Path, split: str, images: np.ndarray, labels: np.ndarray | None = None) -> Path:
     """Write one split of ``root/stl10_binary/`` in the binary release's format and return the folder.
 
