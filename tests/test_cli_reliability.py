@@ -11,7 +11,7 @@ import pytest
 import torch
 from mixlab.testing import cli_invoker, one_line_error
 
-PACKAGES = ("mixmo", "mixshare", "mixvit", "realmix", "samosa")
+PACKAGES = ("mixmo", "mixshare", "mixvit", "realmix", "samosa", "scimix")
 
 # Tiny runs on the built-in digits, one per family (multi-input / semi-supervised).
 MIXMO = ["--model", "smallcnn-1", "--batch-size", "128", "-b", "2", "--epochs", "1", "--no-progress", "--device", "cpu"]

@@ -156,6 +156,22 @@ def test_samosa_trains_under_torchrun_with_two_gloo_processes(tmp_path):
     assert set(state["optim"]["optimizers"]) == {"main", "rec"} and len(state["extra"]["hybrids"]["x"]) == 2 * 50
 
 
+@pytest.mark.slow
+def test_scimix_trains_both_phases_under_torchrun_with_two_gloo_processes(tmp_path):
+    """The generator phase (manual D then G steps, four DDP-wrapped networks, the frozen criterion) and the
+    classifier phase (L_contradict through the frozen generator) on 2 processes."""
+    out = tmp_path / "scimix"
+    args = ["-m", "scimix", "train", "--labels", "50", "--batch-size", "4", "--steps", "4", "--eval-every", "2",
+            "--set", "unlabeled_batch_size=8", "--set", "gen_epochs=0.04", "--set", "gen_batch_size=4",
+            "--set", "gen_unlabeled_batch_size=8", "--set", "gen_eval_every=3", "--set", "hybrid_window=[0,100]",
+            "--set", "g_widths=[8,8,16,8,8]", "--no-progress", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    result = _torchrun(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["status"] == "completed" and set(summary["phases"]) == {
+        "generator", "classifier"}  # fmt: skip
+
+
 # -- the ranks stop with their launcher ---------------------------------------------------------------------------
 def _children(pid):
     """PIDs of the direct children of `pid`, from /proc/*/stat (works without CONFIG_PROC_CHILDREN)."""

@@ -20,6 +20,7 @@ CONTRACT_NAMES = [
     "mnist",
     "fashion-mnist",
     "mnistm",
+    "cub200",
 ]
 
 
@@ -35,15 +36,18 @@ def test_registered_names_and_infos():
         "cifar100c": (100, 32),
         "mnist": (10, 32),
         "fashion-mnist": (10, 32),
+        "cub200": (200, 64),
     }
     for name, (classes, side) in expected.items():
         info = dataset_info(name)
         assert (info.name, info.num_classes, info.image_size) == (name, classes, side)
-        assert info.has_download == (name != "digits") and info.layout and info.description
+        assert info.has_download == (name not in ("digits", "cub200")) and info.layout and info.description
     assert dataset_info("cifar10").mean == (0.4914, 0.4824, 0.4467)  # MixMo official normalization (§6.1)
     assert dataset_info("cifar10").std == (0.2023, 0.1994, 0.2010)
     assert dataset_info("tinyimagenet").mean == (0.5, 0.5, 0.5) == dataset_info("tinyimagenet").std
     assert dataset_info("stl10").splits == ("train", "test", "unlabeled")
+    assert dataset_info("cub200").splits == ("train", "test")  # the release's lists/train.txt, lists/test.txt
+    assert dataset_info("cub200").mean == (0.485, 0.456, 0.406) and dataset_info("cub200").std == (0.229, 0.224, 0.225)
     assert dataset_info("CIFAR-100-C").name == "cifar100c" and dataset_info("tiny_imagenet").name == "tinyimagenet"
 
 

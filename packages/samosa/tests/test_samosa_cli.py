@@ -60,7 +60,7 @@ def test_recipes_and_bad_input(run_cli, tmp_path):
     assert listing.exit_code == 0 and "cifar10-500-mt-samosa" in listing.output and "82.4" in listing.output
     shown = run_cli("recipes", "--show", "cifar10-500-mt")
     assert shown.exit_code == 0 and '"use_reconstruction": false' in shown.output
-    assert "depth 16" in one_line_error(run_cli("train", "--model", "wrn10-1", "--out", tmp_path / "x"))
+    assert "needs depth >= 16" in one_line_error(run_cli("train", "--model", "wrn10-1", "--out", tmp_path / "x"))
     assert "--base must be one of" in one_line_error(run_cli("train", "--base", "supervised", "--out", tmp_path / "y"))
     assert "no fixmatch recipe for svhn" in one_line_error(
         run_cli("train", "--base", "fixmatch", "--dataset", "svhn", "--out", tmp_path / "y")

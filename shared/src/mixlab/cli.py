@@ -120,6 +120,12 @@ def _command(fn: Callable[..., Any], options: Sequence[Option], doc: str) -> Cal
     return handle_errors(command)
 
 
+# -- options of a package's own commands (hybrids, separation, transfer...) ---------------------------------------
+CheckpointArg = Annotated[Path, typer.Option("--checkpoint", "-c", help="A run directory or one of its checkpoints.")]
+DataRootArg = Annotated[Path | None, typer.Option(help="Where datasets live (default: $MIXLAB_DATA, else ~/.cache).")]
+DeviceArg = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+
+
 # -- helpers every command uses ----------------------------------------------------------------------------------
 def table_console() -> Console:
     """A console for wide tables: the terminal's width, or 200 columns when writing to a pipe or file."""
@@ -269,6 +275,7 @@ def method_app(
     recipe_filter: Callable[..., bool] | None = None,
     recipe_action: Callable[..., bool] | None = None,
     train_help: str | None = None,
+    train_commands: dict[str, tuple[str, dict[str, Any]]] | None = None,
 ) -> typer.Typer:
     """The Typer app of a method package: `train`, `eval` and `recipes`, built from its config, book and method."""
     app = typer.Typer(help=help, no_args_is_help=True, add_completion=False)
@@ -282,7 +289,7 @@ def method_app(
         if option.field_name is not None and option.field_name not in fields:
             raise AssertionError(f"{package}: option --{option.name} sets {option.field_name!r}, not a config field")
 
-    def train(**values: Any) -> None:
+    def train(fixed: dict[str, Any] | None = None, **values: Any) -> None:
         set_items = values.pop("set_")
         recipe = choose_recipe(values) if choose_recipe is not None else values["recipe"]
         explicit = {}
@@ -291,9 +298,14 @@ def method_app(
             if option.field_name is not None and value is not None:
                 explicit[option.field_name] = option.parse(value) if option.parse else value
         overrides = merge_options(explicit, set_items)
+        if fixed:  # a train command of the package's own (scimix train-generator) fixes some fields
+            clash = sorted(k for k in fixed if overrides.get(k) is not None)
+            if clash:
+                raise ConfigError(f"this command sets {', '.join(clash)} itself; drop it")
+            overrides = {**overrides, **fixed}
         resume = values["resume"]
         if resume is not None:
-            given = sorted(overrides) + (["--recipe"] if values["recipe"] else [])
+            given = sorted(k for k in overrides if k not in (fixed or {})) + (["--recipe"] if values["recipe"] else [])
             if given:
                 raise ConfigError(f"--resume continues the saved configuration; drop {', '.join(given)}")
             config = load_run_config(resume, config_cls, package)
@@ -317,6 +329,8 @@ def method_app(
         train_help or f"Train {package} (default: the paper's main recipe for --dataset; 'digits' when none is given)."
     )
     app.command("train")(_command(train, train_options, doc))
+    for name, (help_text, fixed) in (train_commands or {}).items():
+        app.command(name)(_command(functools.partial(train, fixed), train_options, help_text))
 
     checkpoint_type = list[Path] if ensembles else Path
     eval_common = [

@@ -15,6 +15,17 @@ def to_uint8(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ..
     return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
 
 
+def grid_parents(targets: torch.Tensor, rows: int, columns: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of a hybrid grid's parents in a labelled set: ``rows`` semantic parents (one of each class first,
+    in class order, then others) and ``columns`` random appearance parents, drawn from a seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(targets), generator=generator)
+    first = [int(order[(targets[order] == c).nonzero()[0, 0]]) for c in targets.unique().tolist()]
+    chosen = set(first)
+    row_index = torch.tensor((first + [int(i) for i in order if int(i) not in chosen])[:rows])
+    return row_index, torch.randperm(len(targets), generator=generator)[:columns]
+
+
 def save_hybrid_grid(
     rows: torch.Tensor,
     columns: torch.Tensor,

@@ -11,7 +11,7 @@ from mixlab.errors import ConfigError
 from mixlab.metrics import background_separation, linear_probe_accuracy, samosa_separation
 from mixlab.metrics.hybrids import hybrid_pairs
 from mixlab.ssl import primary
-from mixlab.visual import save_hybrid_grid, to_uint8
+from mixlab.visual import grid_parents, save_hybrid_grid, to_uint8
 from torch import Tensor
 
 from samosa.hybrids import hybridize
@@ -33,11 +33,7 @@ def hybrid_grid(method: Any, path: Path, *, rows: int = 8, columns: int = 8, see
     (the hybrid is drawn anyway, not its replacement)."""
     _require_branch(method)
     data = method.data.evaluation
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(data), generator=generator)
-    by_class = [int(order[(data.targets[order] == c).nonzero()[0, 0]]) for c in data.targets.unique().tolist()]
-    row_index = torch.tensor((by_class + [int(i) for i in order if int(i) not in by_class])[:rows])
-    col_index = torch.randperm(len(data), generator=generator)[:columns]
+    row_index, col_index = grid_parents(data.targets, rows, columns, seed)
     x1 = _scaled(method, data.images[row_index]).repeat_interleave(columns, 0)
     y1 = data.targets[row_index].to(x1.device).repeat_interleave(columns, 0)
     x2 = _scaled(method, data.images[col_index]).repeat(rows, 1, 1, 1)

@@ -101,12 +101,6 @@ app = common.method_app(
     ),
 )
 
-Checkpoint = Annotated[
-    Path, typer.Option("--checkpoint", "-c", help="A run directory or checkpoint of `samosa train`.")
-]
-DataRoot = Annotated[Path | None, typer.Option(help="Where datasets live (default: $MIXLAB_DATA, else ~/.cache).")]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
-
 
 def _restore(checkpoint: Path, data_root: Path | None, device: str):
     method, _ = restore_ssl_method(
@@ -119,13 +113,13 @@ def _restore(checkpoint: Path, data_root: Path | None, device: str):
 @app.command()
 @common.handle_errors
 def hybrids(
-    checkpoint: Checkpoint,
+    checkpoint: common.CheckpointArg,
     out: Annotated[Path | None, typer.Option(help="PNG to write (default: <run>/hybrids.png).")] = None,
     rows: Annotated[int, typer.Option(help="Semantic parents (one per class first).")] = 10,
     columns: Annotated[int, typer.Option(help="Appearance parents.")] = 8,
     seed: Annotated[int, typer.Option(help="Which test images are drawn.")] = 0,
-    data_root: DataRoot = None,
-    device: Device = "auto",
+    data_root: common.DataRootArg = None,
+    device: common.DeviceArg = "auto",
 ) -> None:
     """A grid of hybrids: semantic parents as rows, appearance parents as columns, rejected hybrids framed red."""
     path = checkpoint_of(checkpoint)
@@ -142,12 +136,12 @@ def hybrids(
 @app.command("separation")
 @common.handle_errors
 def separation_command(
-    checkpoint: Checkpoint,
+    checkpoint: common.CheckpointArg,
     partners: Annotated[int, typer.Option(help="Unlabeled partners per labeled image (the paper: 10).")] = 10,
     probe: Annotated[bool, typer.Option(help="Also the linear probes on z_r and z_c (slow on a CPU).")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here (default: <run>).")] = None,
-    data_root: DataRoot = None,
-    device: Device = "auto",
+    data_root: common.DataRootArg = None,
+    device: common.DeviceArg = "auto",
 ) -> None:
     """The hybrid-quality metrics of §2.8: s_c, s_r, the d_c / d_r ratio (MNIST-M: background criterion), probes."""
     path = checkpoint_of(checkpoint)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mixlab.config import need
+from mixlab.models import parse_trunk
 from mixlab.ssl import SSLConfig
 
 BASES = ("supervised", "mean-teacher", "mixmatch", "fixmatch")  # supervised: the lower bound of Table 1
@@ -87,12 +88,6 @@ class SamosaConfig(SSLConfig):
 
     @property
     def trunk(self) -> tuple[int, int]:
-        """(depth, width) of the wrn{depth}-{width} trunk named by ``model``."""
-        name = self.model.removeprefix("wrn")
-        try:
-            depth, width = (int(v) for v in name.split("-"))
-        except ValueError:
-            need(False, f"model must name a trunk as wrn{{depth}}-{{width}} (e.g. wrn28-2), not {self.model!r}")
-        # Omega_rec ties the last block's input u to D^(0)(z_c): both need the last stage's shape (2+ blocks there).
-        need(depth >= 16, f"SAMOSA's trunk needs at least two blocks per stage (depth 16, 22, 28...), not {depth}")
-        return depth, width
+        """(depth, width) of the trunk named by ``model``. Omega_rec ties the last block's input u to D^(0)(z_c):
+        both need the last stage's shape, so the trunk needs two blocks per stage (depth 16 or more)."""
+        return parse_trunk(self.model, min_depth=16)

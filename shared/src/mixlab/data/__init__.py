@@ -1,7 +1,7 @@
 """mixlab.data: dataset registry and loaders, the built-in ``digits``, SSL splits, batched augmentations, samplers.
 
 Importing this package registers every built-in dataset (digits, cifar10, cifar100, svhn, stl10, tinyimagenet,
-cifar100c, imagenet100, mnist, fashion-mnist, mnistm). Small datasets are in-memory uint8 tensors
+cifar100c, imagenet100, mnist, fashion-mnist, mnistm, cub200). Small datasets are in-memory uint8 tensors
 (:class:`ImageDataset`); batches come from :class:`TensorBatchLoader` and are augmented batched on the device.
 ImageNet-100 is a :class:`FileImageDataset` decoded on demand; its batches come from :class:`FileBatchLoader`
 (DataLoader workers).
@@ -16,7 +16,7 @@ from mixlab.data.registry import (  # registry first: the loaders below register
     register_dataset,
     resolve_data_root,
 )
-from mixlab.data import digits, cifar, svhn, stl10, tinyimagenet, cifar_c, imagenet100, mnist, mnistm  # noqa: F401  (order)
+from mixlab.data import digits, cifar, svhn, stl10, tinyimagenet, cifar_c, imagenet100, mnist, mnistm, cub200  # noqa: F401  (order)
 
 # isort: on
 from mixlab.data.augmix_ops import THESIS_OPS as AUGMIX_THESIS_OPS

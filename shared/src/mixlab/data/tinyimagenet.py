@@ -13,16 +13,14 @@ folder just means no cache (a warning, then decoding every time).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mixlab.data._cache import fingerprint, load_cache, save_cache
 from mixlab.data._files import is_image_file, locate, malformed, open_rgb
 from mixlab.data.dataset import ImageDataset
 from mixlab.data.registry import DatasetInfo, register_dataset
@@ -30,7 +28,6 @@ from mixlab.data.registry import DatasetInfo, register_dataset
 FOLDER = "tiny-imagenet-200"
 LABEL = "Tiny ImageNet"
 SIDE = 64
-CACHE_DIR = ".mixlab-cache"
 _CACHE_VERSION = 1
 
 TINYIMAGENET_INFO = DatasetInfo(
@@ -93,71 +90,6 @@ def _test_files(folder: Path, wnids: list[str]) -> tuple[list[Path], list[int]]:
     return files, labels
 
 
-def _fingerprint(folder: Path, split: str, files: list[Path], labels: list[int]) -> str:
-    """Cheap validity key of a cache: every file's relative path, size and mtime, and the labels."""
-    digest = hashlib.sha1(usedforsecurity=False)
-    digest.update(f"{_CACHE_VERSION}:{split}:{len(files)}".encode())
-    for path, label in zip(files, labels, strict=True):
-        try:
-            stat = path.stat()
-        except OSError:
-            raise malformed(LABEL, path, "the file listed for this split does not exist") from None
-        digest.update(f"{path.relative_to(folder)}|{stat.st_size}|{stat.st_mtime_ns}|{label}\n".encode())
-    return digest.hexdigest()
-
-
-def _cache_paths(folder: Path, split: str) -> tuple[Path, Path, Path]:
-    directory = folder / CACHE_DIR
-    return directory / f"{split}-images.npy", directory / f"{split}-targets.npy", directory / f"{split}.json"
-
-
-def _load_cache(folder: Path, split: str, fingerprint: str) -> tuple[np.ndarray, np.ndarray] | None:
-    images_path, targets_path, meta_path = _cache_paths(folder, split)
-    try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") != fingerprint or meta.get("version") != _CACHE_VERSION:
-            return None
-        images = np.load(images_path, allow_pickle=False)
-        targets = np.load(targets_path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    if (
-        images.dtype != np.uint8
-        or images.shape != (meta.get("count"), 3, SIDE, SIDE)
-        or targets.shape != (images.shape[0],)
-    ):
-        return None
-    return images, targets
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _save_cache(folder: Path, split: str, fingerprint: str, images: np.ndarray, targets: np.ndarray) -> None:
-    images_path, targets_path, meta_path = _cache_paths(folder, split)
-    try:
-        images_path.parent.mkdir(exist_ok=True)
-        _atomic_save(images_path, images)
-        _atomic_save(targets_path, targets)
-        meta = {"version": _CACHE_VERSION, "fingerprint": fingerprint, "count": int(images.shape[0])}
-        temporary = meta_path.with_name(f"{meta_path.name}.tmp-{os.getpid()}")
-        temporary.write_text(json.dumps(meta))
-        os.replace(temporary, meta_path)  # written last: its fingerprint vouches for the arrays
-    except OSError as error:
-        warnings.warn(
-            f"{LABEL}: could not write the decoded-image cache in {images_path.parent} ({error}); the JPEGs will "
-            "be decoded again next time.",
-            stacklevel=3,
-        )
-
-
 def _decode_one(path: Path) -> np.ndarray:
     rgb = open_rgb(path, LABEL)
     if rgb.size != (SIDE, SIDE):
@@ -190,12 +122,12 @@ def build_tinyimagenet(
     files, labels = (_train_files if split == "train" else _test_files)(folder, wnids)
     if not files:
         raise malformed(LABEL, folder / ("train" if split == "train" else "val"), f"no image of split {split!r}")
-    fingerprint = _fingerprint(folder, split, files, labels)
-    cached = _load_cache(folder, split, fingerprint) if cache else None
+    print_ = fingerprint(folder, split, files, labels, LABEL, _CACHE_VERSION)
+    cached = load_cache(folder, split, print_, SIDE, _CACHE_VERSION) if cache else None
     if cached is None:
         images, targets = decode(files, workers), np.asarray(labels, dtype=np.int64)
         if cache:
-            _save_cache(folder, split, fingerprint, images, targets)
+            save_cache(folder, split, print_, images, targets, LABEL, _CACHE_VERSION)
     else:
         images, targets = cached
     return ImageDataset(

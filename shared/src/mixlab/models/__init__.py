@@ -17,7 +17,7 @@ from mixlab.models.mimo import MultiHeadMIMO, encoder_filter_norms, head_column_
 from mixlab.models.preact_resnet import PreActBlock, PreActResNet18
 from mixlab.models.registry import available_models, create_model, load_weights, register_model
 from mixlab.models.small import SmallCNN
-from mixlab.models.wide_trunk import WideResBlock, WideResTrunk
+from mixlab.models.wide_trunk import WideResBlock, WideResTrunk, parse_trunk
 from mixlab.models.wrn import WideBasic, WideResNet
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "head_column_norms",
     "init_weights",
     "load_weights",
+    "parse_trunk",
     "register_model",
     "stem_conv",
     "truncated_normal_",

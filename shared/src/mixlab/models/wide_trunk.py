@@ -71,3 +71,14 @@ class WideResTrunk(nn.Module):
         for block in self.blocks[:-1]:
             h = block(h)
         return self.blocks[-1](h), h
+
+
+def parse_trunk(name: str, *, min_depth: int = 10) -> tuple[int, int]:
+    """(depth, width) of a trunk named ``wrn{depth}-{width}`` (a config's ``model``), refused with one line otherwise."""
+    try:
+        depth, width = (int(v) for v in name.removeprefix("wrn").split("-"))
+    except ValueError:
+        raise ConfigError(f"model must name a trunk as wrn{{depth}}-{{width}} (e.g. wrn28-2), not {name!r}") from None
+    if depth < min_depth:
+        raise ConfigError(f"this method's trunk needs depth >= {min_depth} (16, 22, 28...), not {depth}")
+    return depth, width

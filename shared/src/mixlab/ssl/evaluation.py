@@ -38,8 +38,7 @@ def restore_ssl_method(
     ssl_method.forward_module = ssl_method.model
     try:
         ssl_method.trainable.load_state_dict(state["model"])
-        if state.get("extra", {}).get("ema") is not None:
-            ssl_method.ema.load_state_dict(state["extra"]["ema"])
+        ssl_method.load_extra_state(state.get("extra") or {})  # the EMA and whatever else the method keeps
     except (RuntimeError, KeyError, CheckpointError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = f" (is {dataset} a dataset with the same classes?)" if dataset else ""

@@ -1,0 +1,1 @@
+"""SciMix: swapping semantic contents for mixing images (thesis ch. 2)."""

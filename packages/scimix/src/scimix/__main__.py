@@ -1,0 +1,3 @@
+from scimix.cli import main
+
+main()
