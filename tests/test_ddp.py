@@ -172,6 +172,21 @@ def test_scimix_trains_both_phases_under_torchrun_with_two_gloo_processes(tmp_pa
         "generator", "classifier"}  # fmt: skip
 
 
+@pytest.mark.slow
+def test_guidedmix_trains_under_torchrun_with_two_gloo_processes(tmp_path):
+    """Pass A through DDP, pass B through the bare module, one backward per step on 2 processes; the evaluation sums
+    the confusion matrices of the ranks' shards of the validation set."""
+    out = tmp_path / "guidedmix"
+    args = ["-m", "guidedmix", "train", "--labels", "20", "--batch-size", "2", "--unlabeled-batch-size", "2",
+            "--steps", "4", "--eval-every", "2", "--crop-size", "32", "--set", "warmup_iters=2",
+            "--set", "max_eval_images=20", "--no-progress", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    result = _torchrun(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["status"] == "completed" and summary["steps"] == 4
+    assert len((out / "labeled.txt").read_text().split()) == 20
+
+
 # -- the ranks stop with their launcher ---------------------------------------------------------------------------
 def _children(pid):
     """PIDs of the direct children of `pid`, from /proc/*/stat (works without CONFIG_PROC_CHILDREN)."""

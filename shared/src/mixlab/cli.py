@@ -221,6 +221,8 @@ def print_eval_report(report: dict[str, Any], json_out: Path | None = None) -> N
         console.print(metrics_table("CIFAR-100-C (pooled, no temperature scaling)", report["cifar100c"]))
     elif report.get("cifar100c_note"):
         console.print(f"[dim]{report['cifar100c_note']}[/dim]")
+    for title, rows in (report.get("tables") or {}).items():
+        console.print(metrics_table(title, rows))
     for note in report.get("notes", ()):
         console.print(f"[dim]{note}[/dim]")
     if json_out is not None:

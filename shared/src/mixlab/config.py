@@ -144,8 +144,10 @@ def merge_options(explicit: dict[str, Any], set_items: list[str] | None) -> dict
 
 
 def resolve_config(book: Any, recipe: str | None, overrides: dict[str, Any]) -> Any:
-    """The recipe (named, or the package's default for the dataset given, digits when none) with the overrides."""
-    base = book.get(recipe).config if recipe else book.default(overrides.get("dataset") or "digits").config
+    """The recipe (named, or the package's default for the dataset given, the book's built-in dataset when none:
+    ``digits``, or ``digit-scenes`` for segmentation) with the overrides."""
+    builtin = getattr(book, "builtin_dataset", "digits")
+    base = book.get(recipe).config if recipe else book.default(overrides.get("dataset") or builtin).config
     return override(base, **overrides).validate()
 
 

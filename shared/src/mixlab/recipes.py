@@ -31,7 +31,10 @@ class Recipe:
 class RecipeBook:
     """A package's recipes by name, and which one `train --dataset X` runs."""
 
-    def __init__(self, package: str, recipes: dict[str, Recipe], defaults: dict[str, str]):
+    def __init__(
+        self, package: str, recipes: dict[str, Recipe], defaults: dict[str, str], builtin_dataset: str = "digits"
+    ):
+        self.builtin_dataset = builtin_dataset  # what `train` runs when no --dataset / --recipe is given
         missing = set(defaults.values()) - set(recipes)
         if missing:
             raise AssertionError(f"default recipes {sorted(missing)} are not defined")
@@ -55,9 +58,11 @@ class RecipeBook:
         if dataset in self.defaults:
             return self.recipes[self.defaults[dataset]]
         from mixlab.data import available_datasets
+        from mixlab.seg.data import available_seg_datasets
 
-        if dataset not in available_datasets():
-            raise DatasetError(f"unknown dataset {dataset!r}; known: {', '.join(available_datasets())}")
+        known = available_datasets() + available_seg_datasets()
+        if dataset not in known:
+            raise DatasetError(f"unknown dataset {dataset!r}; known: {', '.join(known)}")
         example = next(iter(self.defaults.values()))
         raise ConfigError(
             f"{self.package} has no paper recipe for {dataset!r}; pick one with --recipe (e.g. --recipe {example} "

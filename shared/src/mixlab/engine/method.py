@@ -225,6 +225,11 @@ class Method(ABC):
         """The data split (SSL label indices...), saved as split.json so a run can be audited."""
         return None
 
+    def run_files(self) -> dict[str, str]:
+        """Text files written into a new run directory beside config.json (file name -> content): e.g. the
+        segmentation split's ``labeled.txt`` / ``unlabeled.txt``, one image id per line."""
+        return {}
+
     def extra_state(self) -> dict[str, Any]:
         """Method state beyond the trainable module and the optimizers (e.g. an EMA model)."""
         return {}

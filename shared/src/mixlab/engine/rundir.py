@@ -133,6 +133,15 @@ def write_json(path: str | Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """Atomic text write (temp file + rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
 def read_json(path: str | Path) -> Any:
     with open(path) as handle:
         return json.load(handle)

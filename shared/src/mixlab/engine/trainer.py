@@ -251,6 +251,8 @@ class Trainer:
             split = m.split_dict()
             if split is not None:
                 rundir.write_json(self.run_dir / rundir.SPLIT, split)
+            for name, text in m.run_files().items():
+                rundir.write_text(self.run_dir / name, text)
 
     # -- checkpoints --------------------------------------------------------------------------------------------
     def _checkpoint(self) -> dict[str, Any]:

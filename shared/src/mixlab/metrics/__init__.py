@@ -1,5 +1,5 @@
 """Evaluation metrics: top-k, NLL, ECE, Brier, temperature scaling, ensemble diversity, sharing diagnostics and
-SAMOSA / SciMix hybrid quality."""
+SAMOSA / SciMix hybrid quality, segmentation (confusion matrix, mIoU)."""
 
 from mixlab.metrics.analysis import (
     SHARE_VARIANTS,
@@ -38,12 +38,15 @@ from mixlab.metrics.hybrids import (
     scimix_transfer,
     semantic_separation,
 )
+from mixlab.metrics.segmentation import MIOU_CONVENTION, ConfusionMatrix, segmentation_scores
 from mixlab.metrics.summary import ENSEMBLE_REDUCTIONS, classification_metrics, ensemble_logits
 
 __all__ = [
     "BRIER_CONVENTION",
     "BRIER_REDUCTIONS",
     "ENSEMBLE_REDUCTIONS",
+    "MIOU_CONVENTION",
+    "ConfusionMatrix",
     "OFFICIAL_SPLIT_SEED",
     "OFFICIAL_TS_DTYPE",
     "OFFICIAL_TS_LRS",
@@ -70,6 +73,7 @@ __all__ = [
     "ratio_error_diversity",
     "samosa_separation",
     "scimix_transfer",
+    "segmentation_scores",
     "semantic_separation",
     "share_rate",
     "split_halves",

@@ -1,0 +1,1 @@
+"""GuidedMix-Net: labeled images as reference for pseudo masks of unlabeled ones (semi-supervised segmentation)."""

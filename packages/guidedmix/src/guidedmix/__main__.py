@@ -1,0 +1,3 @@
+from guidedmix.cli import main
+
+main()
