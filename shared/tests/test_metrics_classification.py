@@ -152,3 +152,23 @@ def test_shape_checks():
         ece(torch.zeros(3), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError):
         brier(torch.zeros(2, 2), torch.tensor([0, 2]))
+
+
+def test_reliability_bins_match_the_ece_and_a_hand_example(tmp_path):
+    import math
+
+    from mixlab.metrics import ece, reliability_bins
+    from mixlab.visual import save_reliability_diagram
+    from PIL import Image
+
+    # Confidences 0.9, 0.9 (one right) and 0.6 (right), two classes: bins of 0.5.
+    p = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6]])
+    logits, targets = p.log(), torch.tensor([0, 1, 1])
+    bins = reliability_bins(logits, targets, n_bins=2)
+    assert bins["count"] == [0.0, 3.0] and math.isnan(bins["accuracy"][0])
+    assert math.isclose(bins["accuracy"][1], 2 / 3) and math.isclose(bins["confidence"][1], 0.8, rel_tol=1e-6)
+    assert math.isclose(bins["ece"], abs(2 / 3 - 0.8), rel_tol=1e-6)
+    random_logits, random_targets = torch.randn(500, 10) * 3, torch.randint(0, 10, (500,))
+    assert math.isclose(reliability_bins(random_logits, random_targets)["ece"], ece(random_logits, random_targets))
+    path = save_reliability_diagram(bins, tmp_path / "d" / "r.png", title="toy")
+    assert Image.open(path).size[0] > 300 and not list(path.parent.glob(".*"))

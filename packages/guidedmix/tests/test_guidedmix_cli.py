@@ -66,6 +66,15 @@ def test_predict_writes_mask_overlay_and_labels(trained, run_cli, tmp_path):
     assert len(json.loads((out / "predictions.json").read_text())) == 2
 
 
+def test_pictures_draws_image_truth_and_one_row_per_run(trained, run_cli, tmp_path):
+    with torch_threads(1):
+        result = run_cli("pictures", "-c", trained, "-c", trained, "--out", tmp_path / "g.png", "--count", "3",
+                         "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    grid = np.asarray(Image.open(tmp_path / "g.png"))
+    assert grid.ndim == 3 and grid.shape[0] >= 4 * 128 and grid.shape[1] >= 3 * 128  # 4 rows, 3 columns of 128
+
+
 def test_resume_is_exact(run_cli, fast_options, tmp_path):
     with torch_threads(1):
         assert_resume_is_exact(run_cli, ["train", *fast_options], tmp_path, stop_after=3)

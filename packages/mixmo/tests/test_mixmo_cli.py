@@ -56,8 +56,11 @@ def test_train_writes_a_complete_run_directory(trained):
 def test_eval_reports_the_thesis_metrics(trained, run_cli, tmp_path):
     out, _ = trained
     report_path = tmp_path / "report.json"
-    result = run_cli("eval", "-c", out / "checkpoints" / "last.pt", "--device", "cpu", "--json", report_path)
+    diagram = tmp_path / "reliability.png"
+    result = run_cli("eval", "-c", out / "checkpoints" / "last.pt", "--device", "cpu", "--json", report_path,
+                     "--reliability", diagram)  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert diagram.stat().st_size > 0 and "reliability diagram" in result.output
     metrics = json.loads(report_path.read_text())["metrics"]
     for key in ("top1", "top5", "nll", "ece", "brier", "nll_c", "ece_c", "head_top1", "top1_individual", "diversity"):
         assert key in metrics

@@ -104,6 +104,11 @@ RAW_WEIGHTS_OPTION = Option(
     "raw", bool, "Score the trained weights instead of their EMA (the papers report the EMA).", None, default=False
 )
 
+#: `eval --reliability PATH` of the calibration-centred packages (MixMo, MixShare, MixViT).
+RELIABILITY_OPTION = Option(
+    "reliability", Path, "Also write a reliability diagram (PNG) of the prediction to this file.", None
+)
+
 SET_OPTION = Option("set_", list[str], "Any config field, e.g. --set lr=0.01 (repeatable).", None, ("--set",))
 
 

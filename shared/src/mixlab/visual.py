@@ -70,3 +70,48 @@ def save_hybrid_grid(
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
+
+
+def save_reliability_diagram(bins: dict, path: str | Path, title: str = "", size: int = 360) -> Path:
+    """A reliability diagram PNG from :func:`mixlab.metrics.reliability_bins`: one bar per confidence bin at its
+    accuracy (blue), the gap to the bin's mean confidence (red outline), the diagonal of perfect calibration, the
+    share of images per bin as a strip under the axis, and the ECE. Written atomically."""
+    import math
+    import os
+    import tempfile
+
+    from PIL import Image, ImageDraw
+
+    margin, strip = 44, 24
+    width, height = size + 2 * margin, size + 2 * margin + strip
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    x0, y0 = margin, margin  # the plot's top-left corner; y grows downwards
+
+    def point(confidence: float, accuracy: float) -> tuple[float, float]:
+        return x0 + confidence * size, y0 + (1 - accuracy) * size
+
+    edges, total = bins["edges"], max(1.0, sum(bins["count"]))
+    for i, (count, conf, acc) in enumerate(zip(bins["count"], bins["confidence"], bins["accuracy"])):
+        left, right = x0 + edges[i] * size, x0 + edges[i + 1] * size
+        share = count / total
+        draw.rectangle([left, y0 + size + 6, right, y0 + size + 6 + strip * share], fill=(120, 120, 120))
+        if count == 0 or math.isnan(acc):
+            continue
+        draw.rectangle([left, point(0, acc)[1], right, y0 + size], fill=(70, 110, 200), outline=(40, 60, 120))
+        top, bottom = sorted((point(0, acc)[1], point(0, conf)[1]))
+        draw.rectangle([left, top, right, bottom], outline=(200, 40, 40), width=2)
+    draw.line([point(0, 0), point(1, 1)], fill=(0, 0, 0), width=1)
+    draw.rectangle([x0, y0, x0 + size, y0 + size], outline=(0, 0, 0))
+    for tick in (0.0, 0.5, 1.0):
+        draw.text((point(tick, 0)[0] - 8, y0 + size + strip + 10), f"{tick:.1f}", fill=(0, 0, 0))
+        draw.text((x0 - 30, point(0, tick)[1] - 6), f"{tick:.1f}", fill=(0, 0, 0))
+    draw.text((x0, y0 + size + strip + 24), "confidence (bars: accuracy; strip: share of images)", fill=(0, 0, 0))
+    draw.text((x0, 8), f"{title}  ECE {100 * bins['ece']:.2f}%".strip(), fill=(0, 0, 0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    canvas.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path

@@ -10,7 +10,8 @@ import typer
 from mixlab import cli as common
 from mixlab.cli import Option, RecipeListing
 from mixlab.engine.rundir import checkpoint_of
-from mixlab.seg.evaluation import predict_files, restore_seg_method, seg_evaluator
+from mixlab.seg.data import build_seg_dataset
+from mixlab.seg.evaluation import predict_files, prediction_grid, restore_seg_method, seg_evaluator
 
 from guidedmix.config import GuidedMixConfig
 from guidedmix.method import guidedmix_method
@@ -112,6 +113,28 @@ def predict(
         shares = ", ".join(f"{name} {share:g}%" for name, share in item["classes"].items())
         common.console.print(f"{item['image']} -> {item['mask']}  ({shares})")
     (out / "predictions.json").write_text(json.dumps(written, indent=2) + "\n")
+
+
+@app.command()
+@common.handle_errors
+def pictures(
+    checkpoint: Annotated[list[Path], typer.Option("--checkpoint", "-c", help="Runs to compare (repeatable).")],
+    out: Annotated[Path, typer.Option(help="The PNG to write.")] = Path("predictions.png"),
+    count: Annotated[int, typer.Option(help="Validation images (columns).")] = 8,
+    data_root: Annotated[Path | None, typer.Option(help="Where datasets live.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """A grid of the first validation images of the runs' dataset: image, ground truth, one row per run."""
+    models = []
+    for path in checkpoint:
+        seg, _ = restore_seg_method(
+            checkpoint_of(path), method="guidedmix", config_cls=GuidedMixConfig, make_method=guidedmix_method,
+            device=device, data_root=data_root,
+        )  # fmt: skip
+        models.append((f"{seg.config.variant} ({seg.config.labels} labels)", seg))
+    first = models[0][1]
+    dataset = build_seg_dataset(first.config.dataset, "val", data_root, **first.dataset_options())
+    common.console.print(f"wrote {prediction_grid(models, dataset, out, count)}")
 
 
 def main() -> None:

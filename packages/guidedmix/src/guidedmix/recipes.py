@@ -46,7 +46,7 @@ RELEASED = dataclasses.replace(
 #: registry's narrower tiny default stays at the background prior), 8 + 8 per step, SGD 0.05 from scratch.
 DIGITS = GuidedMixConfig(
     dataset="digit-scenes", labels="100", encoder="resnet-tiny", crop_size=64, batch_size=8, unlabeled_batch_size=8,
-    steps=600, eval_every=150, warmup_iters=100, lr=0.05, head_lr_mult=1.0, rotate_deg=10.0,
+    steps=2000, eval_every=500, warmup_iters=300, lr=0.05, head_lr_mult=1.0, rotate_deg=10.0,
     scale_range=(0.75, 1.5), lambda_max=0.5, workers=0, eval_batch_size=50, psp_channels=64,
     decoder_channels=(64, 48, 32, 32),
 )  # fmt: skip

@@ -37,6 +37,7 @@ app = common.method_app(
     evaluator=evaluate_checkpoints,
     eval_help="Top-1/5, NLL, ECE, calibrated NLL/ECE, each head's accuracy, diversity (and CIFAR-100-C robustness).",
     eval_options=[
+        common.RELIABILITY_OPTION,
         Option(
             "cifar100c",
             bool,

@@ -63,6 +63,7 @@ app = common.method_app(
     evaluator=evaluate,
     eval_help="Ensemble and individual accuracy, the classifier share rate, NLL, ECE (calibrated too), diversity.",
     eval_options=[
+        common.RELIABILITY_OPTION,
         Option(
             "cifar100c",
             bool,

@@ -92,7 +92,10 @@ app = common.method_app(
     summary_keys=("top1", "top1_individual", "nll", "ece"),
     evaluator=evaluate,
     eval_help="Ensemble and per-subnetwork accuracy, NLL, ECE (calibrated too), diversity; any inference scheme.",
-    eval_options=[Option("inference", str, "Evaluate under another inference scheme than the run's.", None)],
+    eval_options=[
+        Option("inference", str, "Evaluate under another inference scheme than the run's.", None),
+        common.RELIABILITY_OPTION,
+    ],
     listing=RecipeListing(
         title="MixViT recipes (thesis ch. 4 numbers, top-1 %)",
         columns={

@@ -24,6 +24,7 @@ from mixlab.metrics.classification import (
     ece,
     expected_calibration_error,
     nll,
+    reliability_bins,
     topk_accuracy,
 )
 from mixlab.metrics.diversity import mean_pairwise_diversity, ratio_error_diversity
@@ -73,6 +74,7 @@ __all__ = [
     "ratio_error_diversity",
     "samosa_separation",
     "scimix_transfer",
+    "reliability_bins",
     "segmentation_scores",
     "semantic_separation",
     "share_rate",

@@ -60,6 +60,29 @@ def expected_calibration_error(confidences: torch.Tensor, correct: torch.Tensor,
     return (gap.abs().sum() / conf.numel()).item()
 
 
+def reliability_bins(logits: torch.Tensor, targets: torch.Tensor, n_bins: int = 15) -> dict[str, list[float] | float]:
+    """What a reliability diagram draws, with the bins of :func:`expected_calibration_error` (lower < conf <= upper):
+    per bin its ``count``, mean ``confidence`` and ``accuracy`` (NaN for an empty bin), the ``edges`` and the ``ece``
+    (a fraction) they give."""
+    z, t = logits_and_targets(logits, targets)
+    conf, pred = torch.softmax(z, dim=1).max(dim=1)
+    conf, hit = conf.detach().to("cpu", torch.float64), (pred == t).to("cpu", torch.float64)
+    edges = _bin_edges(n_bins)
+    idx = torch.bucketize(conf, edges, right=False) - 1
+    valid = (idx >= 0) & (idx < n_bins)
+    count = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, idx[valid], torch.ones_like(conf[valid]))
+    conf_sum = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, idx[valid], conf[valid])
+    hit_sum = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, idx[valid], hit[valid])
+    nan = torch.full_like(count, float("nan"))
+    return {
+        "edges": edges.tolist(),
+        "count": count.tolist(),
+        "confidence": torch.where(count > 0, conf_sum / count.clamp_min(1), nan).tolist(),
+        "accuracy": torch.where(count > 0, hit_sum / count.clamp_min(1), nan).tolist(),
+        "ece": float((hit_sum - conf_sum).abs().sum() / conf.numel()),
+    }
+
+
 def ece(logits: torch.Tensor, targets: torch.Tensor, n_bins: int = 15) -> float:
     """Expected calibration error (fraction in [0, 1]) of the max-softmax confidence, 15 bins by default."""
     z, t = logits_and_targets(logits, targets)

@@ -12,9 +12,10 @@ from mixlab.config import config_from_dict
 from mixlab.data import build_dataset
 from mixlab.engine import DistInfo, Precision, Runtime, load_checkpoint, resolve_device
 from mixlab.errors import CheckpointError, DatasetError
-from mixlab.metrics import classification_metrics, ensemble_logits, nll, topk_accuracy
+from mixlab.metrics import classification_metrics, ensemble_logits, nll, reliability_bins, topk_accuracy
 from mixlab.mimo.method import build_network, predict, summarize
 from mixlab.models import MultiHeadMIMO
+from mixlab.visual import save_reliability_diagram
 
 NetworkBuilder = Callable[[Any, int], MultiHeadMIMO]
 
@@ -59,10 +60,12 @@ def evaluate_checkpoints(
     batch_size: int,
     cifar100c: bool,
     dataset: str | None = None,
+    reliability: Path | None = None,
 ) -> dict[str, Any]:
     """Metrics of one network, or of several as a deep ensemble; CIFAR-100-C as well when asked and present.
 
-    ``dataset`` evaluates on another dataset than the one the networks were trained on (same classes).
+    ``dataset`` evaluates on another dataset than the one the networks were trained on (same classes);
+    ``reliability`` also writes a reliability diagram (PNG) of the prediction, before temperature scaling.
     """
     dev = resolve_device(device)
     runtime = Runtime(dev, DistInfo(), Precision(amp, dev), channels_last=False)
@@ -94,6 +97,10 @@ def evaluate_checkpoints(
         metrics = summarize_ensemble(probs, members, targets)
         title = f"ensemble of {len(networks)} networks on {name} (test)"
     report: dict[str, Any] = {"title": title, "checkpoints": [str(p) for p in paths], "metrics": metrics}
+    if reliability is not None:
+        prediction = summarize_logits(outputs[0][0], config) if len(networks) == 1 else probs.clamp_min(1e-12).log()
+        written = save_reliability_diagram(reliability_bins(prediction, targets), reliability, title=name)
+        report["notes"] = [*report.get("notes", ()), f"reliability diagram: {written}"]
     if cifar100c and name == "cifar100":
         try:
             corrupted = build_dataset("cifar100c", "test", data_root)

@@ -81,7 +81,10 @@ def available_models() -> list[str]:
 
 
 def _valid_names() -> str:
-    return ", ".join(f"'{p}'" for p in available_models()) + " (for example 'wrn28-10', 'preactresnet18-2')"
+    return (
+        ", ".join(f"'{p}'" for p in available_models())
+        + " (for example 'wrn28-10', 'preactresnet18-2'), or any convolutional timm model as 'timm:<name>'"
+    )
 
 
 def create_model(
@@ -92,6 +95,17 @@ def create_model(
     Unknown or malformed names, impossible sizes and unknown options raise ``ConfigError`` listing the valid
     patterns; an unreadable or mismatching checkpoint raises ``CheckpointError``.
     """
+    if isinstance(name, str) and name.strip().lower().startswith("timm:"):
+        from mixlab.models.timm_backbone import create_timm_backbone
+
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r} for model {name!r}.")
+        if kwargs:
+            raise ConfigError(f"timm models take no options here, got {sorted(kwargs)}")
+        model = create_timm_backbone(name.strip(), num_classes)
+        if checkpoint_path is not None:
+            load_weights(model, checkpoint_path)
+        return model
     key = name.strip().lower() if isinstance(name, str) else ""
     family, match = None, None
     for candidate in _FAMILIES.values():

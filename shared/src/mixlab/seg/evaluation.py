@@ -1,7 +1,7 @@
 """`<pkg> eval` and `<pkg> predict` for segmentation checkpoints.
 
 A checkpoint carries its configuration and its class facts (names, normalisation, palette), so ``predict`` runs on a
-user's images with no dataset on disk; ``eval`` rebuilds the run's validation set and scores it with one confusion
+user's images with no dataset on disk (``prediction_grid`` draws the predictions of several runs on validation images); ``eval`` rebuilds the run's validation set and scores it with one confusion
 matrix (mIoU and per-class IoU), in the run's inference mode or the one asked for (``--tta ms_flip``,
 ``--eval-mode slide``).
 """
@@ -20,10 +20,10 @@ from mixlab.config import config_from_dict
 from mixlab.data._files import open_rgb
 from mixlab.engine import DistInfo, Precision, Runtime, TrainProgress, load_checkpoint, resolve_device
 from mixlab.errors import CheckpointError, ConfigError, DatasetError
-from mixlab.seg.data import build_seg_dataset
+from mixlab.seg.data import SegDataset, build_seg_dataset
 from mixlab.seg.method import SegSSLMethod
 from mixlab.seg.transforms import normalize_images
-from mixlab.seg.visual import colorize, overlay, save_png
+from mixlab.seg.visual import colorize, mask_grid, overlay, save_png
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -159,3 +159,25 @@ def predict_files(seg: SegSSLMethod, inputs: list[Path], out: Path, alpha: float
         }
         written.append({"image": str(path), "mask": str(stem.with_name(f"{path.stem}_mask.png")), "classes": classes})
     return written
+
+
+@torch.no_grad()
+def prediction_grid(
+    models: list[tuple[str, SegSSLMethod]], dataset: SegDataset, path: Path, count: int = 8, scale: int = 2
+) -> Path:
+    """A PNG grid of the first ``count`` images of ``dataset``: the image, the ground truth, then one row of
+    predictions per (name, restored method), in the dataset's palette (for README pictures)."""
+    if count < 1:
+        raise ConfigError(f"--count must be at least 1, not {count}")
+    samples = [dataset[i] for i in range(min(count, len(dataset)))]
+    rows = [("ground truth", [mask for _, mask in samples])]
+    for name, seg in models:
+        rt = seg.runtime
+        predictions = []
+        for image, _ in samples:
+            x = normalize_images(image[None].to(rt.device), seg.mean, seg.std)
+            with rt.precision.autocast():
+                probabilities = seg.inference.predict(lambda b, s=seg: s.predict_logits(b).float(), x)
+            predictions.append(probabilities[0].argmax(0).to(torch.uint8).cpu())
+        rows.append((name, predictions))
+    return mask_grid([image for image, _ in samples], rows, dataset.palette, path, scale=scale)
