@@ -147,3 +147,16 @@ def test_contradict_only_inside_its_window():
     assert "loss_contradict" not in method.extra_losses(ctx(0.5))
     assert "loss_contradict" in method.extra_losses(ctx(1.5))
     assert "loss_contradict" not in method.extra_losses(ctx(2.5))
+
+
+def test_generator_labels_all_trains_the_generator_on_every_label_and_keeps_the_classifier_split():
+    method, _ = started(dataclasses.replace(TINY, generator_labels_all=True), 0)
+    total = len(method.data.labeled) + int(method.data.unlabeled_images.shape[0])
+    assert len(method.gen_targets) == total and len(method.data.labeled) == 50
+    labeled_part = method.gen_targets[: len(method.labeled_targets)]
+    assert torch.equal(labeled_part, method.labeled_targets)
+    assert torch.equal(method.gen_targets[50:].cpu(), method.data.unlabeled_targets)
+    _, _, targets, index = method._gen_batch(0)
+    assert torch.equal(targets, method.gen_targets[index])
+    plain, _ = started(TINY, 0)
+    assert len(plain.gen_targets) == 50

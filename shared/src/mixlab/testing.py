@@ -160,3 +160,28 @@ def write_svhn(root: Path, split: str, images: np.ndarray, labels: np.ndarray) -
     y = np.asarray(labels, dtype=np.uint8).reshape(-1, 1)
     scipy.io.savemat(path, {"X": np.ascontiguousarray(images.transpose(2, 3, 1, 0)), "y": y})
     return path
+
+
+def write_cub200(
+    root: Path, num_classes: int = 3, train_per_class: int = 4, test_per_class: int = 2, seed: int = 0
+) -> Path:
+    """Write ``root/cub200/`` in the 2010 release's layout: ``images/<NNN.Name>/<Name>_<k>.jpg`` (random photographs
+    of varying size) and ``lists/{train,test}.txt``; classes 001..``num_classes``. Returns the folder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cub200"
+    lists: dict[str, list[str]] = {"train": [], "test": []}
+    for c in range(1, num_classes + 1):
+        name = f"Bird_{c}"
+        for k in range(train_per_class + test_per_class):
+            entry = f"{c:03d}.{name}/{name}_{k:04d}.jpg"
+            path = folder / "images" / entry
+            path.parent.mkdir(parents=True, exist_ok=True)
+            height, width = (int(v) for v in rng.integers(20, 60, size=2))
+            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+            lists["train" if k < train_per_class else "test"].append(entry)
+    (folder / "lists").mkdir(parents=True, exist_ok=True)
+    for split, entries in lists.items():
+        (folder / "lists" / f"{split}.txt").write_text("".join(f"{e}\n" for e in entries))
+    return folder

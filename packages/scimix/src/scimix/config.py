@@ -72,6 +72,7 @@ class ScimixConfig(SSLConfig):
     hybrid_window: tuple[float, float] = (50.0, 150.0)  # epochs of the classifier phase (FixMatch: [100, 200))
     contradict_weight: float = 1.0
     filter_hybrids: bool = False  # Alg. A.4 has none; the text copies SAMOSA's filter
+    generator_labels_all: bool = False  # the generator phase sees every training label ("strong hybridizer", 60.4%)
     init_from_generator: bool = False  # Table III: the new classifier starts from the generator's E_c and C
     mixer: str = "scimix"  # Table II: scimix | mixup | cutmix hybrids in the same L_contradict pipeline
     mixer_alpha: float = 1.0  # Beta(a, a) of the MixUp / CutMix ratio, which replaces alpha [REC]

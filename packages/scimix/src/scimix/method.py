@@ -127,7 +127,8 @@ class Scimix:
         self.encoders = CodeEncoders(self.gen_net, self.context, parts.get("adapters"))
         self.gen_ema = ModelEMA(self.gen_net, cfg.gen_ema_decay, buffers="own")
         rank, world = runtime.dist.rank, runtime.dist.world_size
-        self.gen_labeled = InfiniteIndexStream(len(self.data.labeled), cfg.gen_batch_size, cfg.seed + 10, rank, world)
+        self.gen_images, self.gen_targets = self.generator_labeled_set()
+        self.gen_labeled = InfiniteIndexStream(len(self.gen_targets), cfg.gen_batch_size, cfg.seed + 10, rank, world)
         pool = int(self.unlabeled_images.shape[0])
         self.gen_unlabeled = InfiniteIndexStream(pool, cfg.gen_unlabeled_batch_size, cfg.seed + 11, rank, world)
         self.gen_steps_per_epoch = max(1, math.ceil(pool / (cfg.gen_unlabeled_batch_size * world)))
@@ -137,16 +138,37 @@ class Scimix:
         if cfg.generator_run is not None:
             self.load_generator(Path(cfg.generator_run))
 
+    def generator_labeled_set(self) -> tuple[Tensor, Tensor]:
+        """The generator phase's labeled images and labels: the split's labeled set, or with ``generator_labels_all``
+        every training image with its label (the papers' "strong hybridizer trained with all samples"; the
+        classifier phase keeps the split)."""
+        if not self.config.generator_labels_all:
+            return self.labeled_images, self.labeled_targets
+        targets = self.data.unlabeled_targets.to(self.labeled_targets.device)
+        if bool((targets < 0).any()):
+            raise ConfigError("generator_labels_all needs the labels of every training image; this dataset has none "
+                              "for some of its unlabeled images")  # fmt: skip
+        images = torch.cat([self.labeled_images, self.unlabeled_images.to(self.labeled_images.device)])
+        return images, torch.cat([self.labeled_targets, targets])
+
     def load_generator(self, run: Path) -> None:
         """The generator phase's modules from a finished run of the same setting (labels, split)."""
         state = load_checkpoint(checkpoint_of(run), method="scimix")
         saved, cfg = state["config"], self.config
-        for key in ("dataset", "num_labeled", "split_seed", "labeled_classes", "model", "code_channels", "g_widths"):
-            if saved.get(key) != getattr(cfg, key) and not (
-                isinstance(saved.get(key), list) and tuple(saved[key]) == getattr(cfg, key)
-            ):
+        for key in (
+            "dataset",
+            "num_labeled",
+            "split_seed",
+            "labeled_classes",
+            "model",
+            "code_channels",
+            "g_widths",
+            "generator_labels_all",
+        ):
+            was = saved.get(key, False if key == "generator_labels_all" else None)  # absent from older runs
+            if was != getattr(cfg, key) and not (isinstance(was, list) and tuple(was) == getattr(cfg, key)):
                 raise CheckpointError(
-                    f"the generator of {run} was trained with {key}={saved.get(key)!r}, this run has "
+                    f"the generator of {run} was trained with {key}={was!r}, this run has "
                     f"{getattr(cfg, key)!r}: a generator is trained per setting (same labels, same split)"
                 )  # fmt: skip
         weights = {k: v for k, v in state["model"].items() if k.split(".")[0] in GENERATOR_PARTS}
@@ -264,8 +286,8 @@ class Scimix:
 
     # -- the generator phase -------------------------------------------------------------------------------------
     def _gen_batch(self, step: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        index = self.gen_labeled.batch(step).to(self.labeled_images.device)
-        images, targets = self.labeled_images[index], self.labeled_targets[index]
+        index = self.gen_labeled.batch(step).to(self.gen_images.device)
+        images, targets = self.gen_images[index], self.gen_targets[index]
         unlabeled = self.unlabeled_images[self.gen_unlabeled.batch(step).to(self.unlabeled_images.device)]
         unlabeled = unlabeled.to(self.runtime.device)
         weak = self.inputs.weak

@@ -53,6 +53,17 @@ DIGITS_FIXMATCH = dataclasses.replace(
 
 BASELINE = {"train_generator": False, "num_hybrid_batches": 0}
 
+#: CUB-200-2010, fully supervised (Table VI; no hyperparameters in the sources, [REC] §3.7): every one of the 3,000
+#: training images labeled (15 per species), the generator with the CIFAR column's settings and L_S = CE (no
+#: consistency term: nothing is unlabeled), the classifier supervised with L_contradict; WRN-28-2 trunks, the
+#: discriminator grown to a 2x2 (64 px) or 3x3 (96 px) map.
+CUB_64 = dataclasses.replace(
+    MT_CIFAR10, dataset="cub200", image_size=64, num_labeled=3000, balance="proportional",
+    unlabeled_includes_labeled=True, variant="supervised", dual_head=False, ema_buffers="copy", ema_warmup=False,
+    lambda_u=0.0, rampup_epochs=None, rampup_steps=0, gen_consistency=0.0, crop_padding=8,
+)  # fmt: skip
+CUB_96 = dataclasses.replace(CUB_64, image_size=96, crop_padding=12)
+
 
 def _acc(table: str, mean: float, std: float | None = None, **extra: float) -> PaperResult:
     return PaperResult(table, {"top1": mean} | ({"top1_std": std} if std is not None else {}) | extra)
@@ -101,6 +112,11 @@ def _build() -> tuple[dict[str, Recipe], dict[str, str]]:
             _acc(t1, *fix),
         )
         add(f"{dataset}-{labels}-scimix-fixmatch", base, f"{dataset} @ {labels}: SciMix w/ FixMatch", _acc(t1, *sci))
+
+    # Text result ([X] §III-A): the generator trained with every CIFAR-10 label ("a strong hybridizer"), then SciMix
+    # w/ MT at 100 labels.
+    add("cifar10-100-scimix-mt-labels-all", dataclasses.replace(MT_CIFAR10, num_labeled=100, generator_labels_all=True),
+        "CIFAR-10 @ 100: SciMix w/ MT, the generator trained on all labels", _acc("text [X] §III-A", 60.4, 1.7))  # fmt: skip
 
     # Table II (= 2.6): other mixers in the same L_contradict pipeline (alpha replaced by the mixing ratio).
     for dataset, base, mixup, cutmix in (("cifar10", dataclasses.replace(MT_CIFAR10, num_labeled=250), (64.8, 3.5),
@@ -159,6 +175,13 @@ def _build() -> tuple[dict[str, Recipe], dict[str, str]]:
         PaperResult("Table 2.5 (SciMix transfer rates, %)", {"s_c": 95.2, "s_r": 98.2}),
     )
 
+    # Table VI (= 2.7): CUB-200, fully supervised, accuracy %, 3 seeds.
+    for side, base, sup, sci in ((64, CUB_64, (58.9, 1.0), (60.2, 0.6)), (96, CUB_96, (65.2, 0.8), (65.6, 0.9))):
+        add(f"cub200-{side}-supervised", dataclasses.replace(base, **BASELINE),
+            f"CUB-200 at {side} px, fully supervised", _acc("Table VI (Supervised)", *sup))  # fmt: skip
+        add(f"cub200-{side}-scimix-supervised", base, f"CUB-200 at {side} px: SciMix w/ Supervised",
+            _acc("Table VI (SciMix w/ Supervised)", *sci))  # fmt: skip
+
     # Ours: the built-in digits (no paper number).
     add("digits-100-mt", dataclasses.replace(DIGITS_MT, **BASELINE), "digits @ 100 (ours): Mean Teacher")
     add("digits-100-scimix-mt", DIGITS_MT, "digits @ 100 (ours): SciMix w/ Mean Teacher")
@@ -170,6 +193,7 @@ def _build() -> tuple[dict[str, Recipe], dict[str, str]]:
     return recipes, {
         "cifar10": "cifar10-250-scimix-mt",
         "svhn": "svhn-60-scimix-mt",
+        "cub200": "cub200-64-scimix-supervised",
         "digits": "digits-100-scimix-mt",
     }
 

@@ -31,6 +31,7 @@ class SSLConfig:
     variant: str = "mixmatch"  # supervised | mean-teacher | mixmatch | fixmatch (packages add theirs)
     # -- data split --------------------------------------------------------------------------------------
     dataset: str = "cifar10"
+    image_size: int | None = None  # datasets decoded at a chosen size (cub200: 64 or 96); None: the dataset's own
     num_labeled: int = 250
     num_validation: int = 0  # held out of both sets (the MixMatch protocol uses none)
     split_seed: int = 1
@@ -110,6 +111,7 @@ class SSLConfig:
             f"variant must be one of {', '.join(self.variants())}, not {self.variant!r}",
         )
         need(self.num_labeled >= 1, f"num_labeled must be at least 1, not {self.num_labeled}")
+        need(self.image_size is None or self.image_size >= 8, f"image_size must be >= 8, not {self.image_size}")
         need(self.batch_size >= 1 and self.unlabeled_ratio >= 1, "batch_size and unlabeled_ratio must be >= 1")
         need(self.unlabeled_batch_size is None or self.unlabeled_batch_size >= 1, "unlabeled_batch_size must be >= 1")
         need(self.steps is not None or self.epochs is not None, "give the budget: steps or epochs")
@@ -155,7 +157,7 @@ class SSLConfig:
 #: Fields that describe the data and the budget (run length and what scales with it: the EMA horizon, the lambda_u
 #: ramp, the BatchNorm momentum): kept when a recipe is switched to another algorithm (`with_variant`).
 DATA_FIELDS = (
-    "dataset", "num_labeled", "num_validation", "split_seed", "labeled_classes", "mismatch", "unlabeled_classes",
+    "dataset", "image_size", "num_labeled", "num_validation", "split_seed", "labeled_classes", "mismatch", "unlabeled_classes",
     "balance", "use_extra", "eval_restrict_classes", "model", "bn_momentum", "crop_padding", "hflip", "batch_size",
     "steps", "epochs", "eval_every", "report_last", "seed", "ema_decay", "rampup_steps", "init_checkpoint",
 )  # fmt: skip

@@ -42,9 +42,10 @@ class SSLData:
 
 def build_ssl_data(config: SSLConfig, data_root: Path | None = None, download: bool = False) -> SSLData:
     cfg = config
-    train = build_dataset(cfg.dataset, "train", data_root, download=download)
+    options = {"image_size": cfg.image_size} if cfg.image_size is not None else {}
+    train = build_dataset(cfg.dataset, "train", data_root, download=download, **options)
     require_rgb(train, "the semi-supervised pipeline (RandAugment, the backbones)")
-    test = build_dataset(cfg.dataset, "test", data_root, download=download)
+    test = build_dataset(cfg.dataset, "test", data_root, download=download, **options)
     if cfg.use_extra and cfg.dataset != "svhn":
         raise ConfigError(f"use_extra appends SVHN's extra split; the dataset is {cfg.dataset!r}")
     pools = (("unlabeled",) if cfg.dataset == "stl10" else ()) + (("extra",) if cfg.use_extra else ())

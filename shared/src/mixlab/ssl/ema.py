@@ -69,6 +69,7 @@ class ModelEMA:
         weight = 1.0 - d
         targets = list(self._params)
         sources = [p.to(device=e.device, dtype=e.dtype) for e, p in zip(self._params, params, strict=True)]
+        copied, originals = [], []
         for ema_b, b in zip(self._buffers, buffers, strict=True):
             if self.buffers == "own":
                 continue  # the averaged model keeps the statistics of its own passes (Mean Teacher's teacher)
@@ -76,7 +77,10 @@ class ModelEMA:
                 targets.append(ema_b)
                 sources.append(b.to(device=ema_b.device, dtype=ema_b.dtype))
             else:
-                ema_b.copy_(b)
+                copied.append(ema_b)
+                originals.append(b.to(device=ema_b.device, dtype=ema_b.dtype))
+        if copied:  # one fused copy instead of a kernel launch per buffer (~85 on a WRN-28-2)
+            torch._foreach_copy_(copied, originals)
         if targets:
             # lerp_(src, w) = theta' + w (theta - theta'): one fused kernel per dtype/device group.
             torch._foreach_lerp_(targets, sources, weight)
