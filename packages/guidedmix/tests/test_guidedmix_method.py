@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 
 import pytest
 import torch
@@ -91,13 +92,19 @@ def test_supervised_variant_uses_no_unlabeled_stream():
         {"usup_grad": "both", "usup_mask_padding": True, "lambda_per_sample": True},
         {"use_mitrans": False, "use_cls_loss": False, "use_dec_loss": False},
         {"mix_level": "features", "decouple_space": "logits"},
-        {
-            "arch": "deeplabv3plus",
-            "encoder": "resnet18",
-            "output_stride": 16,
-            "psp_channels": None,
-            "decoder_channels": [32],
-        },
+        pytest.param(
+            {
+                "arch": "deeplabv3plus",
+                "encoder": "resnet18",
+                "output_stride": 16,
+                "psp_channels": None,
+                "decoder_channels": [32],
+            },
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("segmentation_models_pytorch") is None,
+                reason="DeepLabV3+ needs segmentation-models-pytorch",
+            ),
+        ),
     ],
 )
 def test_every_switch_trains_a_step(changes):
