@@ -80,3 +80,12 @@ def test_supervised_step_and_split_files():
 def test_batch_larger_than_the_labeled_set_is_a_config_error():
     with pytest.raises(ConfigError, match="labeled batch is larger"), torch_threads(1):
         build_on_cpu(SegSSLMethod(SegSSLConfig(labels="2", batch_size=4, crop_size=32, workers=0)))
+
+
+def test_scene_size_reaches_the_built_in_scenes():
+    import dataclasses
+
+    with torch_threads(1):
+        method = build_on_cpu(SegSSLMethod(dataclasses.replace(TINY, scene_size=32)))
+    assert method.dataset_options() == {"size": 32}
+    assert method.labeled.tensors[0].shape[-2:] == (32, 32) and method.val.tensors[1].shape[-2:] == (32, 32)

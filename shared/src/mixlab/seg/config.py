@@ -29,6 +29,7 @@ class SegSSLConfig:
     unlabeled_list: str | None = None  # default: the rest of the train split
     split_seed: int = 0
     dataset_scale: float | None = None  # cityscapes: resize images and masks on load (reduced runs)
+    scene_size: int | None = None  # digit-scenes / fashion-scenes: the canvas side (default 64 / 96)
     # -- augmentation (spec §3.3) ----------------------------------------------------------------------------
     crop_size: int = 64
     scale_range: tuple[float, float] = (0.5, 2.0)
@@ -111,6 +112,7 @@ class SegSSLConfig:
         need(self.eval_batch_size >= 1, "eval_batch_size must be >= 1")
         need(self.max_eval_images is None or self.max_eval_images >= 1, "max_eval_images must be >= 1")
         need(self.dataset_scale is None or self.dataset_scale > 0, "dataset_scale must be > 0")
+        need(self.scene_size is None or self.scene_size >= 16, "scene_size must be at least 16 pixels")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -76,7 +76,13 @@ class SegSSLMethod(Method):
         return self.config.variant != "supervised"
 
     def dataset_options(self) -> dict[str, Any]:
-        return {"scale": self.config.dataset_scale} if self.config.dataset_scale else {}
+        """Loader options from the config: Cityscapes' ``scale``, the built-in scenes' canvas ``size``."""
+        cfg, options = self.config, {}
+        if cfg.dataset_scale:
+            options["scale"] = cfg.dataset_scale
+        if cfg.scene_size:
+            options["size"] = cfg.scene_size
+        return options
 
     def build_split(self, train: SegDataset) -> SegSplit:
         cfg = self.config
