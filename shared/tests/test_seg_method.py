@@ -8,10 +8,10 @@ from fractions import Fraction
 
 import pytest
 import torch
-from mixlab.engine import TrainProgress
+from mixlab.engine import TrainProgress, poly_factor
 from mixlab.errors import ConfigError
 from mixlab.seg.config import SegSSLConfig
-from mixlab.seg.method import SegSSLMethod, cross_entropy, parse_labels, poly_factor
+from mixlab.seg.method import SegSSLMethod, cross_entropy, parse_labels
 from mixlab.testing import build_on_cpu, torch_threads
 
 

@@ -51,47 +51,81 @@ class DatasetInfo:
 #: A builder is called as ``builder(root, split, download, **options)``; ``root`` is the resolved data root.
 Builder = Callable[..., ImageDataset | FileImageDataset]
 
-_REGISTRY: dict[str, tuple[DatasetInfo, Builder]] = {}
-
-
-def register_dataset(info: DatasetInfo) -> Callable[[Builder], Builder]:
-    """Decorator registering ``builder`` under ``info.name`` (a second registration of a name is a bug)."""
-
-    def decorator(builder: Builder) -> Builder:
-        if info.name in _REGISTRY:
-            raise ValueError(f"dataset {info.name!r} is registered twice")
-        _REGISTRY[info.name] = (info, builder)
-        return builder
-
-    return decorator
-
-
-def available_datasets() -> list[str]:
-    """Registered names, the built-in default (``digits``) first, then in registration order."""
-    return list(_REGISTRY)
-
 
 def _canonical(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-def _lookup(name: str) -> tuple[DatasetInfo, Builder]:
-    if not isinstance(name, str):
-        raise DatasetError(f"a dataset name must be a string, got {name!r}; known: {', '.join(_REGISTRY)}.")
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    # Accept the spellings people actually type (CIFAR-10, tiny_imagenet, cifar-100-c).
-    matches = [key for key in _REGISTRY if _canonical(key) == _canonical(name)]
-    if len(matches) == 1:
-        return _REGISTRY[matches[0]]
-    raise DatasetError(
-        f"unknown dataset {name!r}. Known datasets: {', '.join(_REGISTRY)} (digits is built in and needs no download)."
-    )
+class DatasetRegistry:
+    """Names -> (facts, builder), with the spellings people type accepted and the split and options checked.
+
+    One instance for classification datasets (this module's functions), one for segmentation datasets
+    (:mod:`mixlab.seg.data.registry`): a command of one kind never offers the other kind's datasets.
+    """
+
+    def __init__(self, kind: str, builtin_hint: str):
+        self.kind, self.builtin_hint = kind, builtin_hint  # "dataset" / "segmentation dataset"; the built-in one
+        self._entries: dict[str, tuple[DatasetInfo, Callable[..., Any]]] = {}
+
+    def register(self, info: DatasetInfo) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator registering a builder under ``info.name`` (a second registration of a name is a bug)."""
+
+        def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+            if info.name in self._entries:
+                raise ValueError(f"{self.kind} {info.name!r} is registered twice")
+            self._entries[info.name] = (info, builder)
+            return builder
+
+        return decorator
+
+    def names(self) -> list[str]:
+        """Registered names, in registration order (the built-in default first)."""
+        return list(self._entries)
+
+    def lookup(self, name: str) -> tuple[DatasetInfo, Callable[..., Any]]:
+        known = ", ".join(self._entries)
+        if not isinstance(name, str):
+            raise DatasetError(f"a dataset name must be a string, got {name!r}; known: {known}.")
+        if name in self._entries:
+            return self._entries[name]
+        # Accept the spellings people actually type (CIFAR-10, tiny_imagenet, cifar-100-c).
+        matches = [key for key in self._entries if _canonical(key) == _canonical(name)]
+        if len(matches) == 1:
+            return self._entries[matches[0]]
+        raise DatasetError(f"unknown {self.kind} {name!r}. Known: {known} ({self.builtin_hint}).")
+
+    def checked(self, name: str, split: str, options: dict[str, Any]) -> tuple[DatasetInfo, Callable[..., Any]]:
+        """The entry of ``name`` once ``split`` and ``options`` are known to be ones it takes."""
+        info, builder = self.lookup(name)
+        if split not in info.splits:
+            raise DatasetError(
+                f"dataset {info.name!r} has no split {split!r}; its splits are: {', '.join(info.splits)}."
+            )
+        unknown = sorted(set(options) - set(info.options))
+        if unknown:
+            accepted = ", ".join(info.options) if info.options else "none"
+            raise DatasetError(
+                f"dataset {info.name!r} does not take the option(s) {', '.join(unknown)}; accepted options: {accepted}."
+            )
+        return info, builder
+
+
+_REGISTRY = DatasetRegistry("dataset", "digits is built in and needs no download")
+
+
+def register_dataset(info: DatasetInfo) -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder`` under ``info.name`` (a second registration of a name is a bug)."""
+    return _REGISTRY.register(info)
+
+
+def available_datasets() -> list[str]:
+    """Registered names, the built-in default (``digits``) first, then in registration order."""
+    return _REGISTRY.names()
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of a registered dataset; unknown names raise :class:`DatasetError`."""
-    return _lookup(name)[0]
+    return _REGISTRY.lookup(name)[0]
 
 
 def resolve_data_root(data_root: str | Path | None) -> Path:
@@ -120,14 +154,6 @@ def build_dataset(
     saying what was looked for, where, and how to get it. ``options`` are dataset-specific (listed in
     ``dataset_info(name).options``), e.g. ``corruptions=`` for ``cifar100c`` or ``fold=`` for ``stl10``.
     """
-    info, builder = _lookup(name)
-    if split not in info.splits:
-        raise DatasetError(f"dataset {info.name!r} has no split {split!r}; its splits are: {', '.join(info.splits)}.")
-    unknown = sorted(set(options) - set(info.options))
-    if unknown:
-        accepted = ", ".join(info.options) if info.options else "none"
-        raise DatasetError(
-            f"dataset {info.name!r} does not take the option(s) {', '.join(unknown)}; accepted options: {accepted}."
-        )
+    info, builder = _REGISTRY.checked(name, split, options)
     root = resolve_data_root(data_root)
     return builder(root, split, download, **options)

@@ -5,7 +5,13 @@ from mixlab.engine.device import AMP_CHOICES, Precision, device_description, res
 from mixlab.engine.distributed import DistInfo
 from mixlab.engine.method import Method, Phase, Runtime, StepOutput, TrainProgress, budget_steps
 from mixlab.engine.optimization import Optimization, OptimizerSpec, no_sync
-from mixlab.engine.schedule import cosine_horizon, cosine_horizon_factor, warmup_multistep, warmup_multistep_factor
+from mixlab.engine.schedule import (
+    cosine_horizon,
+    cosine_horizon_factor,
+    poly_factor,
+    warmup_multistep,
+    warmup_multistep_factor,
+)
 from mixlab.engine.trainer import RunOptions, Trainer, TrainingDiverged
 
 __all__ = [
@@ -25,6 +31,7 @@ __all__ = [
     "budget_steps",
     "cosine_horizon",
     "cosine_horizon_factor",
+    "poly_factor",
     "no_sync",
     "device_description",
     "load_checkpoint",

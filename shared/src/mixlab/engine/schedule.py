@@ -59,3 +59,10 @@ def cosine_horizon(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: cosine_horizon_factor(s, cycle_steps=cycle_steps, horizon=horizon)
     )
+
+
+def poly_factor(step: int, *, total: int, power: float, warmup: int = 0) -> float:
+    """LR multiplier at 0-based step ``step``: linear warm-up ``(s+1)/W`` over ``warmup`` steps, times the poly decay
+    ``(1 - s/total)^power`` (GuidedMix-Net and most segmentation codes; 0 at ``total``)."""
+    decay = max(0.0, 1.0 - step / total) ** power
+    return decay * ((step + 1) / warmup if step < warmup else 1.0)

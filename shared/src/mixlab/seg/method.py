@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixlab.engine import Method, Runtime, StepOutput, TrainProgress
+from mixlab.engine import Method, Runtime, StepOutput, TrainProgress, poly_factor
 from mixlab.errors import ConfigError
 from mixlab.seg.config import SegSSLConfig
 from mixlab.seg.data import IGNORE_INDEX, SegDataset, build_seg_dataset
@@ -29,13 +29,6 @@ from mixlab.seg.loader import SegStream, eval_batches
 from mixlab.seg.models import create_seg_model, encoder_parameters, new_module_parameters
 from mixlab.seg.splits import SegSplit, resolve_split
 from mixlab.seg.transforms import SegAugment
-
-
-def poly_factor(step: int, *, total: int, power: float, warmup: int = 0) -> float:
-    """LR multiplier at 0-based step ``step``: linear warm-up ``(s+1)/W`` over ``warmup`` steps, times the poly decay
-    ``(1 - s/total)^power`` (spec §3.2; 0 at ``total``)."""
-    decay = max(0.0, 1.0 - step / total) ** power
-    return decay * ((step + 1) / warmup if step < warmup else 1.0)
 
 
 def parse_labels(labels: str) -> dict[str, Any]:
