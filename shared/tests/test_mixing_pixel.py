@@ -100,3 +100,23 @@ def test_soft_target_mixing():
     a, b = soft_targets(torch.tensor([0, 1]), 3), soft_targets(torch.tensor([2, 1]), 3)
     mixed = mix_soft_targets(a, b, torch.tensor([0.25, 0.6]))
     assert torch.allclose(mixed, torch.tensor([[0.25, 0.0, 0.75], [0.0, 1.0, 0.0]]))
+
+
+def test_fda_swaps_only_the_low_frequency_amplitude():
+    from mixlab.mixing import fourier_amplitude_swap
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 3, 32, 32, generator=g) * 255, torch.rand(2, 3, 32, 32, generator=g) * 255
+    assert torch.equal(fourier_amplitude_swap(a, b, 0.0), a)  # an empty band
+    assert torch.allclose(fourier_amplitude_swap(a, a, 0.1), a, atol=1e-3)
+    h = fourier_amplitude_swap(a, b, 0.1)  # band half-side 3 around the centre (16, 16)
+
+    def spectrum(x):
+        return torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1))
+
+    low = (..., slice(13, 20), slice(13, 20))
+    assert torch.allclose(spectrum(h).abs()[low], spectrum(b).abs()[low], rtol=1e-3, atol=0.5)
+    outside = torch.ones(32, 32, dtype=torch.bool)
+    outside[13:20, 13:20] = False
+    assert torch.allclose(spectrum(h).abs()[..., outside], spectrum(a).abs()[..., outside], rtol=1e-3, atol=0.5)
+    assert torch.allclose(spectrum(h).angle()[..., outside], spectrum(a).angle()[..., outside], atol=1e-3)

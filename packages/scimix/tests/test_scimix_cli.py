@@ -59,6 +59,7 @@ def test_eval_hybrids_and_transfer(runs, run_cli, tmp_path):
     report = json.loads((runs / "gen" / "transfer.json").read_text())
     assert report["pairs"] == 360 and report["mixup_s_r"] == 0.0  # MixUp hybrids stay closer to the dominant parent
     assert 0 <= report["scimix_s_c"] <= 100 and 0 <= report["scimix_s_r"] <= 100
+    assert 0 <= report["fda_s_c"] <= 100 and 0 <= report["fda_s_r"] <= 100
     assert "without a SciMix generator" in one_line_error(run_cli("hybrids", "-c", runs / "oracle", "--device", "cpu"))
 
 

@@ -14,6 +14,7 @@ from mixlab.engine.rundir import checkpoint_of
 from mixlab.errors import ConfigError
 from mixlab.metrics import scimix_transfer
 from mixlab.metrics.hybrids import hybrid_pairs
+from mixlab.mixing import fourier_amplitude_swap
 from mixlab.ssl import primary
 from mixlab.ssl.evaluation import restore_ssl_method, ssl_evaluator
 from mixlab.visual import grid_parents, save_hybrid_grid, to_uint8
@@ -142,21 +143,27 @@ def hybrids(
 
 
 @torch.no_grad()
-def transfer_rates(method: Any, oracle: Any, partners: int = 1, seed: int = 0, batch: int = 500) -> dict[str, Any]:
+def transfer_rates(
+    method: Any, oracle: Any, partners: int = 1, seed: int = 0, batch: int = 500, fda_beta: float = 0.1
+) -> dict[str, Any]:
     """§3.8 on the test set: each test image a semantic parent, paired with ``partners`` random other test images.
     s_c: the oracle's accuracy on the hybrids (the semantic parent's label); s_r: hybrids closer to their context
-    parent than to their semantic parent in standardised pixel space. MixUp with the dominant (semantic) parent's
-    label, lambda ~ U(0.5, 1), is the comparison row (its s_r is 0 by construction)."""
+    parent than to their semantic parent in standardised pixel space. The comparison rows: MixUp with the dominant
+    (semantic) parent's label, lambda ~ U(0.5, 1) (its s_r is 0 by construction), and FDA, the semantic parent with
+    the low-frequency amplitude of the context parent (band ``fda_beta`` of the side; on the uint8 pixels)."""
     data = method.data.evaluation
     i1, i2 = hybrid_pairs(len(data), len(data), partners, seed=seed, same_pool=True)
-    rows: dict[str, list] = {"scimix": [], "mixup": []}
+    rows: dict[str, list] = {"scimix": [], "mixup": [], "fda": []}
     dev = method.runtime.device
     g = torch.Generator().manual_seed(seed)
     for a, b in zip(i1.split(batch), i2.split(batch)):
-        x1 = method.inputs.scale(data.images[a].to(dev))
-        x2 = method.inputs.scale(data.images[b].to(dev))
+        raw1, raw2 = data.images[a].to(dev), data.images[b].to(dev)
+        x1, x2 = method.inputs.scale(raw1), method.inputs.scale(raw2)
         lam = (0.5 + 0.5 * torch.rand(len(a), generator=g)).to(dev).view(-1, 1, 1, 1)
-        for name, x_h in (("scimix", method.hybridize(x1, x2)), ("mixup", lam * x1 + (1 - lam) * x2)):
+        fda = fourier_amplitude_swap(raw1.float(), raw2.float(), fda_beta).round().clamp(0, 255).to(torch.uint8)
+        hybrids = (("scimix", method.hybridize(x1, x2)), ("mixup", lam * x1 + (1 - lam) * x2),
+                   ("fda", method.inputs.scale(fda)))  # fmt: skip
+        for name, x_h in hybrids:
             predicted = primary(oracle.ema.module(x_h)).argmax(1).cpu()
             rows[name].append((predicted, data.targets[a], x_h.cpu(), x1.cpu(), x2.cpu()))
     report: dict[str, Any] = {"pairs": len(i1)}
@@ -173,18 +180,19 @@ def transfer(
     checkpoint: common.CheckpointArg,
     oracle: Annotated[Path, typer.Option(help="A fully supervised classifier run (e.g. the *-oracle recipe).")],
     partners: Annotated[int, typer.Option(help="Context partners per test image.")] = 1,
+    fda_beta: Annotated[float, typer.Option(help="FDA's low-frequency band, a share of the image side.")] = 0.1,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rates here (default: <run>).")] = None,
     data_root: common.DataRootArg = None,
     device: common.DeviceArg = "auto",
 ) -> None:
-    """Transfer rates (Table 2.5): s_c with an oracle classifier and pixel-space s_r, SciMix against MixUp."""
+    """Transfer rates (Table 2.5): s_c with an oracle classifier and pixel-space s_r, SciMix against MixUp and FDA."""
     path = checkpoint_of(checkpoint)
     method = _restore(path, data_root, device)
     _require_generator(method, path)
     judge = _restore(checkpoint_of(oracle), data_root, device)
     if judge.config.dataset != method.config.dataset:
         raise ConfigError(f"the oracle was trained on {judge.config.dataset}, the generator on {method.config.dataset}")
-    report = transfer_rates(method, judge, partners=partners)
+    report = transfer_rates(method, judge, partners=partners, fda_beta=fda_beta)
     target = json_out if json_out is not None else path.parent.parent / "transfer.json"
     target.write_text(json.dumps({"checkpoint": str(path), "oracle": str(oracle), **report}, indent=2) + "\n")
     common.console.print(common.metrics_table(f"transfer rates of {path} (%)", report))

@@ -1,4 +1,5 @@
-"""Mixed-sample operations shared by the methods: ratios, w_r, binary masks, the MixMo block, pixel MSDA."""
+"""Mixed-sample operations shared by the methods: ratios, w_r, binary masks, the MixMo block, pixel MSDA,
+FDA's Fourier amplitude swap."""
 
 from mixlab.mixing.block import (
     LINEAR_BLOCKS,
@@ -20,6 +21,7 @@ from mixlab.mixing.masks import (
 )
 from mixlab.mixing.pixel import (
     corrected_lambda,
+    fourier_amplitude_swap,
     mix_soft_targets,
     pixel_cutmix,
     pixel_mixup,
@@ -44,6 +46,7 @@ __all__ = [
     "mix",
     "mix_soft_targets",
     "patchup2d_mask",
+    "fourier_amplitude_swap",
     "pixel_cutmix",
     "pixel_mixup",
     "reweight",

@@ -159,3 +159,31 @@ def pixel_cutmix(
     view = (batch,) + (1,) * (x.ndim - 1)
     out = torch.where(applied.view(view), mixed, x)
     return out, torch.where(applied, area, torch.ones_like(area))
+
+
+def fourier_amplitude_swap(content: torch.Tensor, style: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+    """FDA (Yang and Soatto, CVPR 2020): ``content`` with the low-frequency amplitude spectrum of ``style``.
+
+    Per image and channel, the centred (fftshift) amplitude in the square of half-side ``floor(beta * min(H, W))``
+    around the zero frequency is replaced by ``style``'s; the phase and the rest of the amplitude stay ``content``'s.
+    Works on any real images of the same shape (B, C, H, W); give pixel values (0..255 or 0..1), not normalised
+    ones, so that the zero-frequency term keeps its sign. ``beta = 0`` (or a band of 0 pixels) returns ``content``.
+    """
+    if content.shape != style.shape or content.dim() != 4:
+        raise ConfigError(
+            f"FDA needs two (B, C, H, W) batches of one shape, got {tuple(content.shape)}, {tuple(style.shape)}"
+        )
+    if not 0.0 <= beta <= 0.5:
+        raise ConfigError(f"FDA's beta is a share of the image side in [0, 0.5], not {beta}")
+    h, w = content.shape[-2:]
+    b = int(beta * min(h, w))
+    if b == 0:
+        return content.clone()
+    spectrum_c = torch.fft.fftshift(torch.fft.fft2(content.float()), dim=(-2, -1))
+    spectrum_s = torch.fft.fftshift(torch.fft.fft2(style.float()), dim=(-2, -1))
+    amplitude, phase = spectrum_c.abs(), spectrum_c.angle()
+    cy, cx = h // 2, w // 2
+    window = (..., slice(cy - b, cy + b + 1), slice(cx - b, cx + b + 1))
+    amplitude[window] = spectrum_s.abs()[window]
+    mixed = torch.polar(amplitude, phase)
+    return torch.fft.ifft2(torch.fft.ifftshift(mixed, dim=(-2, -1))).real.to(content.dtype)
