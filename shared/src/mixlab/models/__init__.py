@@ -15,7 +15,7 @@ from mixlab.models.base import Backbone, count_parameters
 from mixlab.models.init import he_truncated_normal_, init_weights, truncated_normal_
 from mixlab.models.mimo import MultiHeadMIMO, encoder_filter_norms, head_column_norms, stem_conv
 from mixlab.models.preact_resnet import PreActBlock, PreActResNet18
-from mixlab.models.registry import available_models, create_model, load_weights, register_model
+from mixlab.models.registry import available_models, create_model, load_weights, register_model, set_bn_momentum
 from mixlab.models.small import SmallCNN
 from mixlab.models.wide_trunk import WideResBlock, WideResTrunk, parse_trunk
 from mixlab.models.wrn import WideBasic, WideResNet
@@ -40,6 +40,7 @@ __all__ = [
     "load_weights",
     "parse_trunk",
     "register_model",
+    "set_bn_momentum",
     "stem_conv",
     "truncated_normal_",
 ]

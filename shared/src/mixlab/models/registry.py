@@ -134,7 +134,7 @@ def create_model(
     return model
 
 
-def _extract_state_dict(obj: object) -> Mapping[str, Tensor] | None:
+def extract_state_dict(obj: object) -> Mapping[str, Tensor] | None:
     """A plain state dict, or one nested under a 'model' / 'state_dict' key as training checkpoints store it."""
     if isinstance(obj, Mapping):
         if obj and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
@@ -142,7 +142,7 @@ def _extract_state_dict(obj: object) -> Mapping[str, Tensor] | None:
         for key in ("model", "state_dict"):
             inner = obj.get(key)
             if isinstance(inner, Mapping):
-                found = _extract_state_dict(inner)
+                found = extract_state_dict(inner)
                 if found is not None:
                     return found
     return None
@@ -156,6 +156,41 @@ def _strip_prefixes(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def read_state_dict(path: str | Path, what: str = "weights file") -> Mapping[str, Tensor]:
+    """The state dict in a local file (plain, or under a 'model' / 'state_dict' key), read as data
+    (``weights_only=True``); a missing file or one without a state dict is a one-line :class:`CheckpointError`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"No {what} at '{path}'. Give the path of a saved state dict (a .pt file).")
+    from mixlab.engine.checkpoint import load_data  # one safe reader for every weights file
+
+    state = extract_state_dict(load_data(path, what=what))
+    if state is None:
+        raise CheckpointError(
+            f"'{path}' holds no state dict. Expected a mapping of parameter names to tensors, possibly under a "
+            "'model' or 'state_dict' key."
+        )
+    return state
+
+
+def state_mismatch(
+    own: Mapping[str, Tensor], state: Mapping[str, Tensor], optional: Callable[[str], bool] = lambda key: False
+) -> str:
+    """What keeps ``state`` from loading into a module whose state dict is ``own``: counts and examples of the missing
+    (not ``optional``), unexpected and wrongly shaped keys, joined by "; "; empty when it fits."""
+    missing = sorted(k for k in set(own) - set(state) if not optional(k))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    details = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+        if keys:
+            shown = keys[:3]
+            if label == "wrong shape":
+                shown = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shown]
+            details.append(f"{len(keys)} {label} (e.g. {', '.join(shown)})")
+    return "; ".join(details)
+
+
 def load_weights(model: nn.Module, checkpoint_path: str | Path, exclude: tuple[str, ...] = ()) -> nn.Module:
     """Load a local state dict into ``model`` strictly; the file is read as data (``weights_only=True``).
 
@@ -163,30 +198,23 @@ def load_weights(model: nn.Module, checkpoint_path: str | Path, exclude: tuple[s
     loaded nor required: those parameters keep their initialisation.
     """
     path = Path(checkpoint_path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"No checkpoint file at '{path}'. Give the path of a saved state dict (a .pt file).")
-    from mixlab.engine.checkpoint import load_data  # one safe reader for every weights file
-
-    obj = load_data(path, what="weights file")
-    state = _extract_state_dict(obj)
-    if state is None:
-        raise CheckpointError(
-            f"'{path}' holds no state dict. Expected a mapping of parameter names to tensors, possibly under a "
-            "'model' or 'state_dict' key."
-        )
+    state = read_state_dict(path, what="checkpoint file")
     state = {k: v for k, v in _strip_prefixes(state).items() if not k.startswith(exclude)}
     own = {k: v for k, v in model.state_dict().items() if not k.startswith(exclude)}
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or mismatched:
-        details = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
-            if keys:
-                details.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
+    problem = state_mismatch(own, state)
+    if problem:
         raise CheckpointError(
-            f"The weights in '{path}' do not fit this {type(model).__name__}: {'; '.join(details)}. "
+            f"The weights in '{path}' do not fit this {type(model).__name__}: {problem}. "
             "Was it saved from another model, width or number of classes?"
         )
     model.load_state_dict(state, strict=not exclude)  # excluded keys are the only ones allowed to be absent
+    return model
+
+
+def set_bn_momentum(model: nn.Module, momentum: float | None) -> nn.Module:
+    """Every BatchNorm layer's running-statistics momentum set to ``momentum`` (None: left as built)."""
+    if momentum is not None:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = momentum
     return model

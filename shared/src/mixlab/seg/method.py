@@ -22,6 +22,7 @@ from torch import nn
 
 from mixlab.engine import Method, Runtime, StepOutput, TrainProgress, poly_factor
 from mixlab.errors import ConfigError
+from mixlab.models import set_bn_momentum
 from mixlab.seg.config import SegSSLConfig
 from mixlab.seg.data import IGNORE_INDEX, SegDataset, build_seg_dataset
 from mixlab.seg.inference import InferenceSpec, evaluate_segmentation
@@ -95,11 +96,7 @@ class SegSSLMethod(Method):
             use_mitrans=cfg.use_mitrans, mitrans_nl_stages=cfg.mitrans_nl_stages, nl_scale=cfg.nl_scale,
             nl_zero_init=cfg.nl_zero_init, psp_channels=cfg.psp_channels, decoder_channels=decoder,
         )  # fmt: skip
-        if cfg.bn_momentum is not None:
-            for module in model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.momentum = cfg.bn_momentum
-        return model
+        return set_bn_momentum(model, cfg.bn_momentum)
 
     def build(self, runtime: Runtime) -> None:
         cfg, dev = self.config, runtime.device

@@ -32,7 +32,7 @@ from mixlab.engine import Method, Runtime, StepOutput, TrainProgress, budget_ste
 from mixlab.engine.distributed import broadcast_buffers
 from mixlab.errors import ConfigError
 from mixlab.metrics import classification_metrics
-from mixlab.models import create_model
+from mixlab.models import create_model, set_bn_momentum
 from mixlab.models.registry import load_weights
 from mixlab.ssl.bn import bn_stats_frozen
 from mixlab.ssl.config import SSLConfig
@@ -99,12 +99,7 @@ class SSLMethod(Method):
 
     def build_model(self, num_classes: int) -> nn.Module:
         cfg = self.config
-        model = self.create_network(num_classes)
-        if cfg.bn_momentum is not None:
-            for module in model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.momentum = cfg.bn_momentum
-        return model
+        return set_bn_momentum(self.create_network(num_classes), cfg.bn_momentum)
 
     def build(self, runtime: Runtime) -> None:
         cfg, dev = self.config, runtime.device

@@ -39,6 +39,7 @@ from mixlab.seg.data.voc import (
     examples,
     file_dataset,
     locate_devkit,
+    read_mat_array,
     require_files,
 )
 from mixlab.seg.splits import read_id_list
@@ -177,13 +178,7 @@ def read_label_names(path: Path) -> np.ndarray:
 
 def read_context_mat(path: Path, table: np.ndarray) -> np.ndarray:
     """The 60-class mask (``uint8 (H, W)``) of a raw ``trainval/<id>.mat``: its ``LabelMap`` through ``table``."""
-    import scipy.io
-
-    try:
-        label_map = np.asarray(scipy.io.loadmat(path, squeeze_me=True)["LabelMap"])
-    except (OSError, ValueError, TypeError, KeyError, NotImplementedError) as error:
-        problem = f"{type(error).__name__}: {error}; expected a variable LabelMap"
-        raise malformed(LABEL, path, problem, downloadable=False) from None
+    label_map = read_mat_array(path, LABEL, lambda content: content["LabelMap"], "a variable LabelMap")
     if label_map.ndim != 2 or not np.issubdtype(label_map.dtype, np.integer):
         problem = f"LabelMap is {label_map.dtype} of shape {label_map.shape}, expected an HxW integer map"
         raise malformed(LABEL, path, problem, downloadable=False)

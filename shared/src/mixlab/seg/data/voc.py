@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -291,16 +292,24 @@ def convert_once(
     return {key: cache / f"{key}.png" for key in mats}
 
 
-def read_sbd_mat(path: Path) -> np.ndarray:
-    """The class-index mask of an SBD ``cls/<id>.mat`` (struct ``GTcls``, field ``Segmentation``), ``uint8 (H, W)``."""
+def read_mat_array(path: Path, label: str, get: Callable[[dict], Any], expected: str) -> np.ndarray:
+    """``get`` of a MATLAB file's variables (squeezed, structs as objects), as an array; an unreadable file or a
+    missing variable is the dataset's malformed error (scipy raises NotImplementedError for v7.3 / HDF5 files)."""
     import scipy.io
 
     try:
-        content = scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True)
-        segmentation = np.asarray(content["GTcls"].Segmentation)
+        return np.asarray(get(scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True)))
     except (OSError, ValueError, TypeError, KeyError, AttributeError, NotImplementedError) as error:
-        problem = f"{type(error).__name__}: {error}; expected the struct GTcls with a field Segmentation"
-        raise malformed(AUG_LABEL, path, problem, downloadable=False) from None
+        raise malformed(
+            label, path, f"{type(error).__name__}: {error}; expected {expected}", downloadable=False
+        ) from None
+
+
+def read_sbd_mat(path: Path) -> np.ndarray:
+    """The class-index mask of an SBD ``cls/<id>.mat`` (struct ``GTcls``, field ``Segmentation``), ``uint8 (H, W)``."""
+    segmentation = read_mat_array(
+        path, AUG_LABEL, lambda content: content["GTcls"].Segmentation, "the struct GTcls with a field Segmentation"
+    )
     if segmentation.ndim != 2 or not np.issubdtype(segmentation.dtype, np.integer):
         raise malformed(
             AUG_LABEL,

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from mixlab.errors import CheckpointError, ConfigError
+from mixlab.models.registry import read_state_dict, state_mismatch
 
 ENCODERS: tuple[str, ...] = ("resnet-tiny", "resnet18", "resnet34", "resnet50", "resnet101")
 OUTPUT_STRIDES: tuple[int, ...] = (8, 16, 32)
@@ -153,20 +154,6 @@ class ResNetEncoder(nn.Module):
         return features
 
 
-def _extract_state_dict(obj: object) -> Mapping[str, Tensor] | None:
-    """A plain state dict, or one nested under a 'state_dict' / 'model' key as training checkpoints store it."""
-    if isinstance(obj, Mapping):
-        if obj and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
-            return obj
-        for key in ("state_dict", "model"):
-            inner = obj.get(key)
-            if isinstance(inner, Mapping):
-                found = _extract_state_dict(inner)
-                if found is not None:
-                    return found
-    return None
-
-
 def _encoder_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Strip wrapper prefixes; from a whole segmentation model keep its ``encoder.*`` part; drop ``fc.*``."""
     out = dict(state)
@@ -191,37 +178,19 @@ def load_pretrained(encoder: nn.Module, path: str | Path) -> nn.Module:
     files lack it). The file is read as data (``weights_only=True``). A missing or unreadable file, or any missing,
     unexpected or wrongly shaped key, raises a one-line :class:`CheckpointError` naming the file.
     """
-    from mixlab.engine.checkpoint import load_data  # the one safe reader for weights files
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(
             f"No encoder weights file at '{path}'. Pretrained weights are never downloaded: give the local path of a "
             "torchvision ResNet state dict (e.g. resnet50-0676ba61.pth), or None for random initialisation."
         )
-    state = _extract_state_dict(load_data(path, what="encoder weights file"))
-    if state is None:
-        raise CheckpointError(
-            f"'{path}' holds no state dict: expected a mapping of parameter names to tensors, possibly under a "
-            "'state_dict' or 'model' key."
-        )
-    state = _encoder_keys(state)
-    own = encoder.state_dict()
-    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or mismatched:
-        details = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
-            if keys:
-                shown = keys[:3]
-                if label == "wrong shape":
-                    shown = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shown]
-                details.append(f"{len(keys)} {label} (e.g. {', '.join(shown)})")
+    state = _encoder_keys(read_state_dict(path, what="encoder weights file"))
+    problem = state_mismatch(encoder.state_dict(), state, optional=lambda key: key.endswith("num_batches_tracked"))
+    if problem:
         name = getattr(encoder, "name", type(encoder).__name__)
         raise CheckpointError(
-            f"The weights in '{path}' do not fit the {name} encoder: {'; '.join(details)}. "
-            "Is it a torchvision ResNet of the same depth?"
+            f"The weights in '{path}' do not fit the {name} encoder: {problem}. Is it a torchvision ResNet of the same "
+            "depth?"
         )
     with torch.no_grad():
         encoder.load_state_dict(state, strict=False)  # checked above: only num_batches_tracked may be absent
