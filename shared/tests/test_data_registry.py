@@ -132,3 +132,15 @@ def test_digits_colour_varies_independently_of_class_with_contrast():
 def test_digits_statistics_match_the_hard_coded_constants():
     mean, std = digits_statistics()
     assert mean == pytest.approx(DIGITS_MEAN, abs=6e-5) and std == pytest.approx(DIGITS_STD, abs=6e-5)
+
+
+def test_digits_at_another_image_size_keep_split_labels_and_their_own_statistics():
+    small = build_dataset("digits", "train", image_size=16)
+    full = build_dataset("digits", "train")
+    assert small.images.shape[1:] == (3, 16, 16) and small.images.dtype == torch.uint8
+    assert torch.equal(small.targets, full.targets)  # the same images, in the same order, only resampled
+    assert (small.mean, small.std) == digits_statistics(16) != (full.mean, full.std)
+    with pytest.raises(DatasetError, match="image_size"):
+        build_dataset("digits", "test", image_size=4)
+    with pytest.raises(DatasetError, match="does not take"):
+        build_dataset("digits", "test", size=16)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from mixlab.visual import save_hybrid_grid, to_uint8
+from mixlab.visual import CURVE_COLOURS, save_curves, save_hybrid_grid, to_uint8
 from PIL import Image
 
 
@@ -30,3 +30,22 @@ def test_to_uint8_undoes_standardisation():
     with pytest.raises(ValueError, match="row and"):
         save_hybrid_grid(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), torch.zeros(2, 3, 2, 2, dtype=torch.uint8),
                          torch.zeros(2, 2, 3, 2, 2, dtype=torch.uint8), "x.png")  # fmt: skip
+
+
+def test_save_curves_draws_each_series_and_its_band(tmp_path):
+    series = {
+        "a": [(0, 10.0, 8.0, 12.0), (100, 50.0, 40.0, 60.0)],
+        "b": [(0, 20.0, 20.0, 20.0), (100, 30.0, 25.0, 35.0)],
+    }
+    path = save_curves(series, tmp_path / "sub" / "curves.png", title="toy", y_label="top-1 %")
+    image = Image.open(path).convert("RGB")
+    colours = {colour for _, colour in image.getcolors(maxcolors=1 << 16)}
+    assert CURVE_COLOURS[0] in colours and CURVE_COLOURS[1] in colours  # both lines drawn
+    pale = tuple(round(255 + (c - 255) * 64 / 255) for c in CURVE_COLOURS[0])
+    assert any(all(abs(a - b) <= 1 for a, b in zip(pale, colour)) for colour in colours)  # series a's min-max band
+    assert not list(path.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_save_curves_refuses_empty_input(tmp_path):
+    with pytest.raises(ValueError):
+        save_curves({"a": []}, tmp_path / "x.png")

@@ -81,6 +81,33 @@ def test_analyze_writes_numbers_and_a_plot(trained, run_cli, tmp_path):
         assert key in report
     with Image.open(tmp_path / "an" / "analysis.png") as image:
         assert image.format == "PNG" and image.size == (1000, 560)
+    core = report["core_features"]  # A.6.3: smallcnn-1's two stages, 16 and 32 channels
+    assert core["fixed_input"] == "first" and core["images"] == 360
+    assert [(s["stage"], s["channels"]) for s in core["stages"]] == [("block1", 16), ("block2", 32)]
+    for stage in core["stages"]:
+        assert len(stage["importance"]) == 2 and len(stage["importance"][0]) == stage["channels"]
+        assert min(min(row) for row in stage["importance"]) >= 0 and 0 <= stage["share_rate"] <= 100
+        assert sum(stage["dominant_counts"]) == stage["channels"]
+    assert "core block2 (32 ch.): share_rate" in result.output
+    with Image.open(tmp_path / "an" / "core_features.png") as image:
+        assert image.format == "PNG" and image.size == (1000, 44 + 2 * 220)
+
+
+def test_analyze_core_options(trained, run_cli, tmp_path):
+    out, _ = trained
+    checkpoint = out / "checkpoints" / "last.pt"
+    result = run_cli(
+        "analyze", "-c", checkpoint, "--out", tmp_path / "m", "--fixed-input", "mean", "--max-images", "50"
+    )
+    assert result.exit_code == 0, result.output
+    core = json.loads((tmp_path / "m" / "analysis.json").read_text())["core_features"]
+    assert (core["fixed_input"], core["images"]) == ("mean", 50)
+    skipped = run_cli("analyze", "-c", checkpoint, "--out", tmp_path / "n", "--no-core")
+    assert skipped.exit_code == 0, skipped.output
+    assert "core_features" not in json.loads((tmp_path / "n" / "analysis.json").read_text())
+    assert not (tmp_path / "n" / "core_features.png").exists()
+    bad = run_cli("analyze", "-c", checkpoint, "--out", tmp_path / "o", "--fixed-input", "middle")
+    assert "--fixed-input must be" in one_line_error(bad)
 
 
 def test_recipes_lists_table_3_6(run_cli):

@@ -1,10 +1,29 @@
-"""Image grids as PNG files: the hybrid pictures of SAMOSA and SciMix (semantic parents x appearance parents)."""
+"""PNG pictures: the hybrid grids of SAMOSA and SciMix (semantic parents x appearance parents), reliability diagrams,
+and test curves over training."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+
+
+def save_png_atomically(image, path: str | Path) -> Path:
+    """Write a PIL image to ``path`` as PNG through a temporary file in the same folder (no half-written file)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def to_uint8(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
@@ -77,8 +96,6 @@ def save_reliability_diagram(bins: dict, path: str | Path, title: str = "", size
     accuracy (blue), the gap to the bin's mean confidence (red outline), the diagonal of perfect calibration, the
     share of images per bin as a strip under the axis, and the ECE. Written atomically."""
     import math
-    import os
-    import tempfile
 
     from PIL import Image, ImageDraw
 
@@ -108,10 +125,72 @@ def save_reliability_diagram(bins: dict, path: str | Path, title: str = "", size
         draw.text((x0 - 30, point(0, tick)[1] - 6), f"{tick:.1f}", fill=(0, 0, 0))
     draw.text((x0, y0 + size + strip + 24), "confidence (bars: accuracy; strip: share of images)", fill=(0, 0, 0))
     draw.text((x0, 8), f"{title}  ECE {100 * bins['ece']:.2f}%".strip(), fill=(0, 0, 0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    canvas.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    return save_png_atomically(canvas, path)
+
+
+#: Line colours of :func:`save_curves`, one per series (cycled).
+CURVE_COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
+                 (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34))  # fmt: skip
+
+
+def save_curves(
+    series: dict[str, list[tuple[float, float, float, float]]],
+    path: str | Path,
+    *,
+    title: str = "",
+    x_label: str = "step",
+    y_label: str = "",
+    size: tuple[int, int] = (640, 400),
+) -> Path:
+    """Test curves as a PNG: for each labelled series, points ``(x, mean, low, high)`` drawn as a line through the
+    means over a light band from low to high (e.g. the min and max over seeds), with a legend. Written atomically."""
+    from PIL import Image, ImageDraw
+
+    points = [p for pts in series.values() for p in pts]
+    if not points:
+        raise ValueError("save_curves needs at least one point")
+    left, right, top, bottom = 56, 16, 28, 44
+    legend = 14 * len(series) + 6
+    width, plot_h = size
+    height = plot_h + legend
+    x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
+    y_lo, y_hi = min(p[2] for p in points), max(p[3] for p in points)
+    if x_hi == x_lo:
+        x_hi = x_lo + 1
+    pad = 0.05 * (y_hi - y_lo) or 1.0
+    y_lo, y_hi = y_lo - pad, y_hi + pad
+    box_w, box_h = width - left - right, plot_h - top - bottom
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return left + (x - x_lo) / (x_hi - x_lo) * box_w, top + (1 - (y - y_lo) / (y_hi - y_lo)) * box_h
+
+    canvas = Image.new("RGB", (width, height), "white")
+    for i, pts in enumerate(series.values()):  # translucent bands, so that overlapping ones stay visible
+        pts = sorted(pts)
+        if len(pts) > 1:
+            layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+            band = [at(x, hi) for x, _, _, hi in pts] + [at(x, lo) for x, _, lo, _ in reversed(pts)]
+            ImageDraw.Draw(layer).polygon(band, fill=(*CURVE_COLOURS[i % len(CURVE_COLOURS)], 64))
+            canvas = Image.alpha_composite(canvas.convert("RGBA"), layer).convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    for i, pts in enumerate(series.values()):
+        colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+        line = [at(x, mean) for x, mean, _, _ in sorted(pts)]
+        if len(line) > 1:
+            draw.line(line, fill=colour, width=2)
+        for x, y in line:
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+    draw.rectangle([left, top, left + box_w, top + box_h], outline=(0, 0, 0))
+    for k in range(5):
+        y_value = y_lo + (y_hi - y_lo) * k / 4
+        draw.text((4, at(x_lo, y_value)[1] - 6), f"{y_value:.4g}", fill=(0, 0, 0))
+        x_value = x_lo + (x_hi - x_lo) * k / 4
+        draw.text((at(x_value, y_lo)[0] - 10, top + box_h + 6), f"{x_value:.4g}", fill=(0, 0, 0))
+    draw.text((left + box_w // 2 - 20, top + box_h + 22), x_label, fill=(0, 0, 0))
+    draw.text((left, 8), f"{title}   ({y_label})" if y_label else title, fill=(0, 0, 0))
+    for i, label in enumerate(series):
+        colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+        y = plot_h + 14 * i
+        draw.rectangle([left, y + 3, left + 18, y + 9], fill=colour)
+        draw.text((left + 26, y), label, fill=(0, 0, 0))
+    return save_png_atomically(canvas, path)

@@ -7,7 +7,8 @@
 * the fraction of active core-network filters (Fig. 3.4b, Table A.16) at several thresholds t_a.
 
 `write_plot` draws the two influence histograms as grouped bar charts into a PNG with Pillow (a mixlab
-dependency), so the command works everywhere without matplotlib.
+dependency), so the command works everywhere without matplotlib. The core-network influence of App. A.6.3
+(variance of intermediate maps when one input varies) is in `mixshare.core_features`.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def analyze(model: MultiHeadMIMO) -> dict[str, Any]:
     return report
 
 
-def _bars(draw, box: tuple[int, int, int, int], rows: list[list[float]], title: str) -> None:
-    """Grouped bars, one colour per member, each row scaled to its own maximum (as in the thesis's histograms)."""
+def bars(draw, box: tuple[int, int, int, int], rows: list[list[float]], title: str, common_scale: bool = False) -> None:
+    """Grouped bars, one colour per member, each row scaled to its own maximum (as in the thesis's histograms), or
+    all rows to the largest value with ``common_scale`` (when the members' values are on one scale)."""
     x0, y0, x1, y1 = box
     draw.text((x0, y0), title, fill=(0, 0, 0))
     top, bottom = y0 + 16, y1 - 4
@@ -74,8 +76,9 @@ def _bars(draw, box: tuple[int, int, int, int], rows: list[list[float]], title: 
     channels, members = len(rows[0]), len(rows)
     slot = (x1 - x0) / channels
     width = max(1.0, slot / (members + 1))
+    common_peak = max(max(row) for row in rows) or 1.0
     for i, row in enumerate(rows):
-        peak = max(row) or 1.0
+        peak = common_peak if common_scale else (max(row) or 1.0)
         for c, value in enumerate(row):
             left = x0 + c * slot + i * width
             height = (bottom - top) * value / peak
@@ -101,8 +104,8 @@ def write_plot(report: dict[str, Any], path: Path, title: str = "") -> Path:
     for i in range(report["num_members"]):
         draw.rectangle([10 + 110 * i, 24, 20 + 110 * i, 34], fill=COLOURS[i % len(COLOURS)])
         draw.text((24 + 110 * i, 24), f"member {i}", fill=(0, 0, 0))
-    _bars(draw, (10, 44, width - 10, 290), report["encoder_channel_influence"], enc_title)
-    _bars(draw, (10, 300, width - 10, height - 6), report["head_feature_influence"], head_title)
+    bars(draw, (10, 44, width - 10, 290), report["encoder_channel_influence"], enc_title)
+    bars(draw, (10, 300, width - 10, height - 6), report["head_feature_influence"], head_title)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path

@@ -16,6 +16,7 @@ from mixlab.mimo.evaluation import load_network, mimo_evaluator
 from mixshare.analysis import analyze as analyze_network
 from mixshare.analysis import head_share_rate, write_plot
 from mixshare.config import MixShareConfig
+from mixshare.core_features import FIXED_INPUT_HELP
 from mixshare.method import MixShareMethod
 from mixshare.recipes import BOOK
 
@@ -86,17 +87,75 @@ app = common.method_app(
 )
 
 
+def _core_features(
+    model, config, *, fixed_input: str, max_images: int | None, data_root: Path | None, device: str, batch_size: int
+) -> dict[str, Any]:
+    """App. A.6.3 on the run's test set: the ``core_features`` block of analysis.json."""
+    from mixlab.data import build_dataset
+    from mixlab.data.dataset import require_rgb
+    from mixlab.engine import resolve_device
+    from mixlab.errors import ConfigError, DatasetError
+
+    from mixshare import core_features as cf
+
+    if batch_size < 1 or (max_images is not None and max_images < 2):
+        raise ConfigError("--batch-size must be at least 1 and --max-images at least 2")
+    dev = resolve_device(device)
+    try:
+        test_set = build_dataset(config.dataset, "test", data_root)
+    except DatasetError as exc:
+        raise DatasetError(f"{exc} (the core-network influence needs the test set; --no-core skips it)") from exc
+    require_rgb(test_set, "the multi-input networks")
+    fixed = cf.fixed_image(test_set, fixed_input, batch_size, dev, max_images)
+    batches = cf.standardized_batches(test_set, batch_size, dev, max_images)
+    influence = cf.core_feature_influence(model.to(dev), batches, fixed)
+    images = len(test_set) if max_images is None else min(max_images, len(test_set))
+    return cf.summarize(influence, fixed_input, images)
+
+
+def _summary_rows(report: dict[str, Any]) -> dict[str, Any]:
+    rows = {k: v for k, v in report.items() if k.startswith(("share_rate", "encoder_share_rate"))}
+    rows.update({f"active_filters_{k} (%)": v for k, v in report.get("active_filters", {}).items()})
+    for name, key in (("encoder channels", "encoder_dominant_member"), ("head features", "head_dominant_member")):
+        counts = [report[key].count(i) for i in range(report["num_members"])]
+        rows[f"{name}: largest for member"] = ", ".join(f"{i}: {c}" for i, c in enumerate(counts))
+    for stage in report.get("core_features", {}).get("stages", []):
+        name = f"core {stage['stage']} ({stage['channels']} ch.)"
+        if stage["share_rate"] is not None:
+            rows[f"{name}: share_rate"] = stage["share_rate"]
+            rows[f"{name}: share_rate_mean_ratio"] = stage["share_rate_mean_ratio"]
+        rows[f"{name}: largest for member"] = ", ".join(f"{i}: {c}" for i, c in enumerate(stage["dominant_counts"]))
+    return rows
+
+
 @app.command()
 @common.handle_errors
 def analyze(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="A checkpoint of `mixshare train`.")],
     out: Annotated[
         Path | None,
-        typer.Option(help="Directory for analysis.json and analysis.png (default: next to the checkpoint)."),
+        typer.Option(
+            help="Directory for analysis.json, analysis.png and core_features.png (default: next to the checkpoint)."
+        ),
     ] = None,
+    core: Annotated[
+        bool,
+        typer.Option(help="Also measure the core-network feature influence (A.6.3, Fig. A.8) on the test set."),
+    ] = True,
+    fixed_input: Annotated[str, typer.Option(help=FIXED_INPUT_HELP)] = "first",
+    max_images: Annotated[
+        int | None, typer.Option(help="Core influence on the first N test images only (default: all).")
+    ] = None,
+    data_root: Annotated[
+        Path | None, typer.Option(help="Where datasets live (default: $MIXLAB_DATA, else ~/.cache/mixlab/data).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="Core influence: auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Core influence: test images per forward pass.")] = 500,
 ) -> None:
-    """Which encoder channels and penultimate features each subnetwork uses, share rates, active filters (§3.4.1)."""
+    """Which channels each subnetwork uses: encoders, heads (§3.4.1), core stages (A.6.3); share rates, active filters."""
     from mixlab.engine.rundir import checkpoint_of
+
+    from mixshare.core_features import write_core_plot
 
     checkpoint = checkpoint_of(checkpoint)
     model, config = _load(checkpoint, torch.device("cpu"))
@@ -107,18 +166,27 @@ def analyze(
         "encoder_init": config.encoder_init,
         **analyze_network(model),
     }
+    if core:
+        report["core_features"] = _core_features(
+            model,
+            config,
+            fixed_input=fixed_input,
+            max_images=max_images,
+            data_root=data_root,
+            device=device,
+            batch_size=batch_size,
+        )
     out = out if out is not None else checkpoint.parent.parent / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     (out / "analysis.json").write_text(json.dumps(report, indent=2) + "\n")
     title = f"{checkpoint}  ({config.model}, unmix={config.unmix}, encoders {config.encoder_init})"
-    write_plot(report, out / "analysis.png", title)
-    rows = {k: v for k, v in report.items() if k.startswith(("share_rate", "encoder_share_rate"))}
-    rows.update({f"active_filters_{k} (%)": v for k, v in report.get("active_filters", {}).items()})
-    for name, key in (("encoder channels", "encoder_dominant_member"), ("head features", "head_dominant_member")):
-        counts = [report[key].count(i) for i in range(report["num_members"])]
-        rows[f"{name}: largest for member"] = ", ".join(f"{i}: {c}" for i, c in enumerate(counts))
-    common.console.print(common.metrics_table(f"feature usage of {checkpoint} (share rates in %)", rows))
-    common.console.print(f"wrote {out / 'analysis.json'} and {out / 'analysis.png'}")
+    written = [out / "analysis.json", write_plot(report, out / "analysis.png", title)]
+    if core:
+        written.append(write_core_plot(report["core_features"], out / "core_features.png", title))
+    common.console.print(
+        common.metrics_table(f"feature usage of {checkpoint} (share rates in %)", _summary_rows(report))
+    )
+    common.console.print("wrote " + ", ".join(str(p) for p in written))
 
 
 def main() -> None:

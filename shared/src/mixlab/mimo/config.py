@@ -21,6 +21,7 @@ LEVELS = ("batch", "sample")
 class MultiInputConfig:
     # -- data --------------------------------------------------------------------------------------------
     dataset: str = "cifar100"
+    image_size: int = 0  # side the dataset is built at (digits: any, e.g. 16; file-backed sets: crop side); 0: its own
     batch_size: int = 64  # rows per step and per process; each row carries M images
     batch_repetitions: int = 4  # b: every sampled image appears b times in a batch (spec §3.8)
     input_repetition: float = 0.0  # share of rows with the same image on every input (MixShare: 0.1)
@@ -72,7 +73,13 @@ class MultiInputConfig:
         """SGD weight decay equal to the official L2 loss term (its gradient is 2 * l2 * theta) plus any extra."""
         return 2.0 * self.l2 + self.weight_decay
 
+    def dataset_options(self) -> dict:
+        """Options of `build_dataset` for the train and test splits: the image side when ``image_size`` is set (a
+        dataset that cannot change its size refuses it with a one-line error)."""
+        return {"image_size": self.image_size} if self.image_size else {}
+
     def validate(self):
+        need(self.image_size >= 0, f"image_size must be >= 0 (0: the dataset's own), not {self.image_size}")
         need(self.num_members >= 1, f"num_members (M) must be at least 1, not {self.num_members}")
         need(self.batch_size >= 1, f"batch size must be positive, not {self.batch_size}")
         need(self.batch_repetitions >= 1, f"batch repetitions b must be at least 1, not {self.batch_repetitions}")

@@ -75,7 +75,7 @@ def evaluate_checkpoints(
     if len(datasets) != 1:
         raise CheckpointError(f"the checkpoints were trained on different datasets: {', '.join(sorted(datasets))}")
     config = configs[0]
-    options = dataset_options(config) if dataset_options is not None else {}  # e.g. MixViT's image_size
+    options = dataset_options(config) if dataset_options is not None else config.dataset_options()
     name = dataset or config.dataset
     test_set = build_dataset(name, "test", data_root, **options)
     for (model, _), path in zip(networks, paths):

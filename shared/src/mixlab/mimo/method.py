@@ -115,8 +115,8 @@ class MultiInputMethod(Method):
         self.attach_training_images()
 
     def dataset_options(self) -> dict[str, Any]:
-        """Extra options of `build_dataset` for the train and test splits (none by default)."""
-        return {}
+        """Extra options of `build_dataset` for the train and test splits (the configured image size, if any)."""
+        return self.config.dataset_options()
 
     def build_sampler(self, num_samples: int, dist: DistInfo) -> EpochBatchSampler:
         """MixMo's batch repetition: b copies of each index in a batch, b times the steps per epoch."""
