@@ -138,3 +138,14 @@ def test_installs_and_runs_without_timm_or_smp():
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     subprocess.run([sys.executable, "-m", "mixmo", "--help"], check=True, capture_output=True)
+
+
+def test_train_and_eval_at_another_image_size(run_cli, fast_options, tmp_path):
+    out = tmp_path / "small"
+    assert run_cli("train", "--steps", "2", "--set", "image_size=16", *fast_options, "--out", out).exit_code == 0
+    assert json.loads((out / "config.json").read_text())["config"]["image_size"] == 16
+    report = tmp_path / "report.json"
+    shown = run_cli("eval", "-c", out / "checkpoints" / "last.pt", "--device", "cpu", "--json", report)
+    assert shown.exit_code == 0, shown.output
+    final = json.loads((out / "summary.json").read_text())["final"]
+    assert json.loads(report.read_text())["metrics"]["nll"] == pytest.approx(final["nll"])  # the test set at 16 px

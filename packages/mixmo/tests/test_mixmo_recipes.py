@@ -67,3 +67,27 @@ def test_impossible_values_are_refused():
     with pytest.raises(ConfigError, match="unknown recipe"):
         get_recipe("cifar100-resnet-nope")
     assert math.isinf(MixMoConfig(weight_root=math.inf).validate().weight_root)
+
+
+def test_quick_start_and_fashion_mnist_families():
+    quick = get_recipe(DEFAULT_RECIPE["digits"]).config  # what `mixmo train` runs with no option
+    assert (quick.dataset, quick.image_size, quick.batch_size, quick.num_members, quick.epochs) == (
+        "digits",
+        16,
+        32,
+        2,
+        20,
+    )
+    vanilla = get_recipe("digits16-wrn16-1-vanilla").config
+    assert vanilla.num_members == 1 and vanilla.image_size == 16 and vanilla.milestones == quick.milestones
+    cifar = get_recipe("cifar100-wrn28-10-cut-mixmo-b4").config
+    for width in (2, 4):
+        names = [f"fashion-mnist-wrn28-{width}-{v}" for v in ("vanilla", "cutmix", "mimo-b2", "linear-mixmo-b2",
+                                                           "cut-mixmo-b2", "cut-mixmo-b4", "de2")]  # fmt: skip
+        configs = [get_recipe(n).config for n in names]
+        assert all(c.dataset == "fashion-mnist" and c.model == f"wrn28-{width}" for c in configs)
+        c = get_recipe(f"fashion-mnist-wrn28-{width}-cut-mixmo-b4").config
+        assert (c.epochs, c.milestones) == (60, (20, 40, 45))  # 300 -> 60 epochs, decays at 1/3, 2/3, 3/4
+        assert (c.lr, c.l2, c.batch_size, c.hflip, c.crop_padding) == (cifar.lr, cifar.l2, 64, True, 4)
+    assert get_recipe("fashion-mnist-wrn28-4-de2").ensemble_runs == 2
+    assert DEFAULT_RECIPE["fashion-mnist"] == "fashion-mnist-wrn28-4-cut-mixmo-b2"
