@@ -1,7 +1,12 @@
+import dataclasses
+
 import pytest
+from mixlab.config import resolve_config
+from mixlab.data import dataset_info
 from mixlab.errors import ConfigError
+from mixlab.models import create_model
 from mixshare.config import MixShareConfig
-from mixshare.recipes import DEFAULT_RECIPE, RECIPES, ROWS, get_recipe
+from mixshare.recipes import BOOK, DEFAULT_RECIPE, RECIPES, ROWS, get_recipe
 
 
 def test_every_table_3_6_row_is_a_recipe_with_the_paper_numbers():
@@ -59,7 +64,7 @@ def test_rows_map_to_the_spec_configurations():  # spec §5.7, §6.4
         if c.dataset == "cifar100":
             assert (c.batch_size, c.epochs, c.milestones, c.l2, c.nesterov) == (64, 300, (75, 150, 225), 3e-4, True)
             assert c.lr == pytest.approx(0.025) and c.optimizer_weight_decay == pytest.approx(6e-4)
-    assert set(DEFAULT_RECIPE) == {"cifar100", "digits"}
+    assert set(DEFAULT_RECIPE) == {"cifar100", "digits", "fashion-mnist"}
     assert all(f"digits-wrn16-1-{row}" in RECIPES for row in ROWS)
 
 
@@ -91,3 +96,67 @@ def test_invalid_configs():
         MixShareConfig(unmix="partial", unmix_fraction=1.5).validate()
     with pytest.raises(ConfigError, match="unknown recipe"):
         get_recipe("cifar100-wrn28-10-mixshare")
+
+
+FASHION_MODELS = ("wrn28-2", "wrn28-4")
+
+
+def test_fashion_mnist_family_is_every_table_3_6_row_at_two_widths():
+    names = {f"fashion-mnist-{model}-{row}" for model in FASHION_MODELS for row in ROWS}
+    assert {n for n in RECIPES if n.startswith("fashion-mnist-")} == names
+    info = dataset_info("fashion-mnist")  # built into mixlab: 10 classes at 32x32
+    assert (info.num_classes, info.image_size) == (10, 32)
+    for model in FASHION_MODELS:
+        assert sum(p.numel() for p in create_model(model, num_classes=10).parameters()) > 0
+
+
+def test_fashion_mnist_recipes_are_the_cifar_ones_over_60_epochs():
+    for model in FASHION_MODELS:
+        for row in ROWS:
+            r = get_recipe(f"fashion-mnist-{model}-{row}")
+            c = r.config
+            assert c.validate() is c and r.results == ()  # chosen before the runs: no number attached
+            assert (c.dataset, c.model, c.epochs, c.milestones) == ("fashion-mnist", model, 60, (15, 30, 45))
+            assert c.fadeout_epochs == 20  # the thesis's 100 of 300 epochs
+            assert c.lr == pytest.approx(0.025) and (c.hflip, c.crop_padding, c.warmup_epochs) == (True, 4, 1.0)
+            # Everything else (LR rule, b, p, r, input repetition, kernel alignment, unmixing) is the CIFAR row's.
+            cifar = get_recipe(f"cifar100-wrn28-2-{row}").config
+            back = dataclasses.replace(
+                c, dataset="cifar100", model="wrn28-2", epochs=300, milestones=(75, 150, 225), fadeout_epochs=100.0
+            )
+            assert back == cifar, row
+    mixmo = get_recipe("fashion-mnist-wrn28-4-mixmo").config
+    assert (mixmo.encoder_init, mixmo.unmix, mixmo.binary_prob, mixmo.input_repetition, mixmo.weight_root) == (
+        "independent",
+        "none",
+        0.5,
+        0.0,
+        3.0,
+    )
+    fadeout = get_recipe("fashion-mnist-wrn28-2-mixshare-fadeout").config
+    assert (fadeout.encoder_init, fadeout.unmix, fadeout.binary_prob, fadeout.input_repetition) == (
+        "identical",
+        "fadeout",
+        1.0,
+        0.1,
+    )
+    assert (fadeout.weight_root, fadeout.batch_repetitions) == (1.0, 2)
+
+
+def test_train_on_fashion_mnist_without_recipe_runs_the_fadeout_wrn28_2(run_cli, monkeypatch):
+    default = BOOK.default("fashion-mnist")
+    assert default.name == DEFAULT_RECIPE["fashion-mnist"] == "fashion-mnist-wrn28-2-mixshare-fadeout"
+    assert resolve_config(BOOK, None, {"dataset": "fashion-mnist"}) == default.config
+    seen = []
+
+    class Trainer:  # records what `mixshare train` would train, without loading the data
+        def __init__(self, method, options):
+            seen.append((method.config, options.dataset))
+
+        def fit(self):
+            return {"status": "completed", "run_dir": "-", "final": {}}
+
+    monkeypatch.setattr("mixlab.engine.Trainer", Trainer)
+    result = run_cli("train", "--dataset", "fashion-mnist", "--no-progress", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert seen == [(default.config, "fashion-mnist")]
