@@ -172,8 +172,18 @@ def test_one_line_errors(run_cli, data_root, tmp_path):
         run_cli("train", *TINY, "--data-root", data_root, "--set", "msda_partner=dataset", "--out", tmp_path / "b")
     )
     assert "msda_partner=dataset" in partner and "msda_partner=batch" in partner
-    digits = one_line_error(run_cli("train", "--set", "image_size=16", "--no-progress", "--out", tmp_path / "c"))
-    assert "does not take the option(s) image_size" in digits
+    fixed = [
+        "--recipe",
+        "digits-convit-single",
+        "--dataset",
+        "svhn",
+        "--set",
+        "image_size=16",
+        "--no-progress",
+        "--out",
+        tmp_path / "c",
+    ]
+    assert "does not take the option(s) image_size" in one_line_error(run_cli("train", *fixed))  # svhn is 32x32
     mode = one_line_error(run_cli("train", "--set", "repetition_mode=ra", "--no-progress", "--out", tmp_path / "d"))
     assert "repetition_mode must be one of mixmo, deit_ra" in mode
     assert not any((tmp_path / name / "summary.json").exists() for name in "abcd")
