@@ -120,4 +120,6 @@ def symmetric_dirichlet(
     if generator is None and where.type == "mps":  # no float64 there: draw with the CPU's global RNG
         where = torch.device("cpu")
     conc = torch.full(shape, float(alpha), dtype=torch.float64, device=where)
+    if log_space is None:  # decided from the Python float: no read-back of a device tensor
+        log_space = float(alpha) < LOG_SPACE_BELOW
     return dirichlet(conc, generator, log_space, device)
