@@ -1,15 +1,20 @@
 """The training recipe's pieces (spec §5-§7, §12 invariants 12, 14, 16): MSDA, RandErase, AdamW groups, the
 schedule, the analytic FLOPs, the recipes and config validation."""
 
+import dataclasses
 import math
 
+import mixvit.method as method_module
 import pytest
 import torch
+from mixlab.engine import TrainProgress
 from mixlab.errors import ConfigError
+from mixlab.testing import build_on_cpu
 from mixvit.attribution import SourceEmbedding, SourceEncoding
 from mixvit.augment import apply_msda, msda_mask, random_erasing, smooth_labels, soft_box_mask
 from mixvit.config import MixViTConfig
 from mixvit.flops import ca_sa_ratio, inference_cost_ratio, overhead
+from mixvit.method import MixViTMethod
 from mixvit.optim import param_groups, warmup_step_factor
 from mixvit.recipes import BOOK, PAPER
 
@@ -53,6 +58,57 @@ def test_label_correction_counts_only_the_visible_tokens():
     assert torch.allclose(targets.sum(1), torch.ones(2))
     _, _, plain = apply_msda(x, ya, partner, yb, mask, visible=None, primary_dominant=False)
     assert plain.tolist() == [0.5, 0.5]
+
+
+def test_each_heads_target_and_weight_match_the_pixels_it_sees(monkeypatch):
+    """End to end through `MixViTMethod.train_step` (pairing, CutMix + MixUp, token masks, visible-token label
+    correction, primary-dominance swap): on images whose pixels encode their label, every head's soft target is
+    the label mix of the pixels its input shows in the mixed token set, and its loss weight is that input's token
+    share (issue: MixViT stalling at chance with the thesis's augmentation was not a target defect)."""
+    config = dataclasses.replace(
+        BOOK.get("digits-convit-mixvit-embedding").config,
+        msda="simultaneous",
+        autoaugment="none",
+        random_erasing=0.0,
+        crop_padding=0,
+        label_smoothing=0.0,
+    )
+    method = build_on_cpu(MixViTMethod(config))
+    method.mean.zero_()
+    method.std.fill_(1.0)
+    codes = method.labels.double() + 1.0  # 1..K: channel 0 holds c / 255, channel 1 c^2 / 255 (uint8 exact)
+    images = torch.zeros_like(method.images)
+    images[:, 0] = codes.to(torch.uint8).view(-1, 1, 1)
+    images[:, 1] = (codes**2).to(torch.uint8).view(-1, 1, 1)
+    method.images = images
+    seen = {}
+    model = method.forward_module
+
+    def forward(x, masks, **options):
+        seen["x"], seen["masks"] = x, masks
+        return model(x, masks, **options)
+
+    def loss(logits, targets, weights):
+        seen["targets"], seen["weights"] = targets, weights
+        return logits.sum() * 0
+
+    method.forward_module = forward
+    monkeypatch.setattr(method_module, "weighted_head_loss", loss)
+    batch = next(iter(method.train_batches(0, 0)))
+    method.train_step(batch, TrainProgress(0, 0, config.epochs, method.steps_per_epoch))
+
+    x, masks, targets, weights = (seen[k].double() for k in ("x", "masks", "targets", "weights"))
+    patch = method.model.stem_stride
+    visible = masks.repeat_interleave(patch, -2).repeat_interleave(patch, -1)  # (B, M, H, W)
+    shown = visible.sum((-2, -1))
+    assert torch.allclose(weights, masks.mean((-2, -1)))  # Eq. 4.4: lambda_i = the token share
+    assert torch.allclose(targets.sum(-1), torch.ones_like(weights))
+    k = torch.arange(1, method.num_classes + 1, dtype=torch.float64)
+    for channel, code in ((0, k), (1, k**2)):
+        pixels = (x[:, :, channel] * 255 * visible).sum((-2, -1)) / shown.clamp_min(1)
+        expected = (targets * code).sum(-1)
+        assert torch.allclose(pixels[shown > 0], expected[shown > 0], atol=1e-3)
+    assert 0 < int((shown > 0).sum()) and bool((weights > 0).any(0).all())  # both heads were checked
 
 
 def test_label_smoothing():
