@@ -254,3 +254,14 @@ def test_deit_ra_takes_any_batch_size():
     assert MixViTConfig(batch_size=128, repetition_mode="deit_ra").validate().batch_repetitions == 3
     with pytest.raises(ConfigError, match="batch repetitions b must be at least 1"):
         MixViTConfig(batch_repetitions=0, repetition_mode="deit_ra").validate()
+
+
+def test_fashion_mnist_family_is_the_cifar_recipe_over_50_epochs():
+    cifar = BOOK.get("cifar100-convit-mixvit-embedding").config
+    for variant in ("single", "mixvit-embedding", "mixvit-encoding"):
+        config = BOOK.get(f"fashion-mnist-convit-{variant}").config
+        assert (config.dataset, config.epochs, config.milestones) == ("fashion-mnist", 50, (42, 47))
+        same = dataclasses.replace(config, dataset="cifar100", epochs=150, milestones=(125, 140))
+        assert same == BOOK.get(f"cifar100-convit-{variant}").config  # the thesis's augmentation and optimiser
+    assert cifar.autoaugment == "cifar10" and cifar.msda == "simultaneous" and cifar.random_erasing == 0.25
+    assert BOOK.default("fashion-mnist").name == "fashion-mnist-convit-mixvit-embedding"

@@ -12,7 +12,7 @@ from mixlab.mimo.evaluation import evaluate_checkpoints
 
 from mixvit.config import MixViTConfig
 from mixvit.flops import overhead
-from mixvit.method import MixViTMethod, build_network, dataset_options
+from mixvit.method import MixViTMethod, build_network
 from mixvit.recipes import BOOK
 
 
@@ -25,7 +25,7 @@ def evaluate(paths: list[Path], *, inference: str | None = None, **options: Any)
         return build_network(config, num_classes)
 
     report = evaluate_checkpoints(
-        paths, method="mixvit", config_cls=MixViTConfig, build=build, dataset_options=dataset_options,
+        paths, method="mixvit", config_cls=MixViTConfig, build=build,
         cifar100c=False, **options,
     )  # fmt: skip
     if inference is not None:

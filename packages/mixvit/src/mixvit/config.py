@@ -55,7 +55,6 @@ class MixViTConfig(MultiInputConfig):
     batch_repetitions: int = 3  # "3 batch augmentations": MixMo's batch repetition, x3 steps per epoch
     repetition_mode: str = "mixmo"  # mixmo: b copies in a batch, x b steps | deit_ra: DeiT's RA, constant steps
     data_workers: int = 8  # DataLoader processes decoding a file-backed dataset (ImageNet-100); in-memory: unused
-    image_size: int = 0  # crop side of a file-backed dataset; 0 = the dataset's own (ImageNet-100: 224)
     autoaugment: str = "cifar10"  # cifar10 | imagenet | none
     random_erasing: float = 0.25  # RandErase probability (unstated: DeiT's default)
     label_smoothing: float = 0.1
@@ -170,7 +169,6 @@ class MixViTConfig(MultiInputConfig):
         )
         need(self.patch_size >= 1, f"patch_size must be positive, not {self.patch_size}")
         need(self.data_workers >= 0, f"data_workers must be >= 0, not {self.data_workers}")
-        need(self.image_size >= 0, f"image_size must be >= 0 (0: the dataset's own), not {self.image_size}")
         need(0.0 <= self.drop_path_rate < 1.0, f"drop_path_rate must be in [0, 1), not {self.drop_path_rate}")
         need(0.0 <= self.warmup_frac < 1.0, f"warmup_frac must be in [0, 1), not {self.warmup_frac}")
         need(self.warmup_lr > 0, f"warmup_lr must be positive, not {self.warmup_lr}")

@@ -51,12 +51,6 @@ def image_side(config: MixViTConfig) -> int:
     return config.image_size or dataset_info(config.dataset).image_size
 
 
-def dataset_options(config: MixViTConfig) -> dict[str, Any]:
-    """Options of `build_dataset`: a file-backed dataset's crop side when ``image_size`` is set (an in-memory
-    dataset refuses it with a one-line error)."""
-    return {"image_size": config.image_size} if config.image_size else {}
-
-
 def build_network(config: MixViTConfig, num_classes: int) -> MixViT | MultiEncoderViT:
     """The untrained network a config describes, sized for its dataset's images."""
     options: dict[str, Any] = {
@@ -120,9 +114,6 @@ class MixViTMethod(MultiInputMethod):
         return build_network(self.config, num_classes)
 
     # -- set-up (hooks of `mixlab.mimo.MultiInputMethod.build`) ----------------------------------------------------
-    def dataset_options(self) -> dict[str, Any]:
-        return dataset_options(self.config)
-
     def build_sampler(self, num_samples: int, dist: DistInfo) -> EpochBatchSampler:
         return train_sampler(self.config, num_samples, dist)
 

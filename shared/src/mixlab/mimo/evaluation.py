@@ -53,7 +53,6 @@ def evaluate_checkpoints(
     method: str,
     config_cls: type,
     build: NetworkBuilder = build_network,
-    dataset_options: Callable[[Any], dict[str, Any]] | None = None,
     data_root: Path | None,
     device: str,
     amp: str,
@@ -75,7 +74,7 @@ def evaluate_checkpoints(
     if len(datasets) != 1:
         raise CheckpointError(f"the checkpoints were trained on different datasets: {', '.join(sorted(datasets))}")
     config = configs[0]
-    options = dataset_options(config) if dataset_options is not None else config.dataset_options()
+    options = config.dataset_options()  # e.g. the image size the networks were trained at
     name = dataset or config.dataset
     test_set = build_dataset(name, "test", data_root, **options)
     for (model, _), path in zip(networks, paths):
@@ -139,7 +138,6 @@ def mimo_evaluator(
     method: str,
     config_cls: type,
     build: NetworkBuilder = build_network,
-    dataset_options: Callable[[Any], dict[str, Any]] | None = None,
 ) -> Callable[..., dict[str, Any]]:
     """The `eval` command's evaluator for a multi-input package (one network or a deep ensemble)."""
 
@@ -149,7 +147,6 @@ def mimo_evaluator(
             method=method,
             config_cls=config_cls,
             build=build,
-            dataset_options=dataset_options,
             cifar100c=cifar100c,
             **options,
         )

@@ -95,7 +95,7 @@ class MultiInputMethod(Method):
         of them (MixViT: the sampler of ``repetition_mode`` and file-backed training images)."""
         cfg = self.config
         self.runtime = runtime
-        options = self.dataset_options()
+        options = cfg.dataset_options()  # the configured image size, if any
         self.train_set = build_dataset(cfg.dataset, "train", self.data_root, download=self.download, **options)
         self.test_set = build_dataset(cfg.dataset, "test", self.data_root, download=self.download, **options)
         require_rgb(self.train_set, "the multi-input networks")
@@ -113,10 +113,6 @@ class MultiInputMethod(Method):
         self.image_hw = tuple(self.train_set.image_size)
         self.grid = (self.image_hw[0] // self.model.stem_stride, self.image_hw[1] // self.model.stem_stride)
         self.attach_training_images()
-
-    def dataset_options(self) -> dict[str, Any]:
-        """Extra options of `build_dataset` for the train and test splits (the configured image size, if any)."""
-        return self.config.dataset_options()
 
     def build_sampler(self, num_samples: int, dist: DistInfo) -> EpochBatchSampler:
         """MixMo's batch repetition: b copies of each index in a batch, b times the steps per epoch."""
