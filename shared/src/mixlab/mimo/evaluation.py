@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from mixlab.config import config_from_dict
-from mixlab.data import build_dataset
+from mixlab.data import build_dataset, dataset_info
 from mixlab.engine import DistInfo, Precision, Runtime, load_checkpoint, resolve_device
 from mixlab.errors import CheckpointError, DatasetError
 from mixlab.metrics import classification_metrics, ensemble_logits, nll, reliability_bins, topk_accuracy
@@ -74,8 +74,9 @@ def evaluate_checkpoints(
     if len(datasets) != 1:
         raise CheckpointError(f"the checkpoints were trained on different datasets: {', '.join(sorted(datasets))}")
     config = configs[0]
-    options = config.dataset_options()  # e.g. the image size the networks were trained at
     name = dataset or config.dataset
+    # The image size the networks were trained at, where the evaluated dataset can be built at another size.
+    options = {k: v for k, v in config.dataset_options().items() if k in dataset_info(name).options}
     test_set = build_dataset(name, "test", data_root, **options)
     for (model, _), path in zip(networks, paths):
         if model.num_classes != test_set.num_classes:
