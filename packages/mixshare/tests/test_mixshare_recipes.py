@@ -5,6 +5,7 @@ from mixlab.config import resolve_config
 from mixlab.data import dataset_info
 from mixlab.errors import ConfigError
 from mixlab.models import create_model
+from mixlab.testing import record_trainings
 from mixshare.config import MixShareConfig
 from mixshare.recipes import BOOK, DEFAULT_RECIPE, RECIPES, ROWS, get_recipe
 
@@ -147,16 +148,7 @@ def test_train_on_fashion_mnist_without_recipe_runs_the_fadeout_wrn28_2(run_cli,
     default = BOOK.default("fashion-mnist")
     assert default.name == DEFAULT_RECIPE["fashion-mnist"] == "fashion-mnist-wrn28-2-mixshare-fadeout"
     assert resolve_config(BOOK, None, {"dataset": "fashion-mnist"}) == default.config
-    seen = []
-
-    class Trainer:  # records what `mixshare train` would train, without loading the data
-        def __init__(self, method, options):
-            seen.append((method.config, options.dataset))
-
-        def fit(self):
-            return {"status": "completed", "run_dir": "-", "final": {}}
-
-    monkeypatch.setattr("mixlab.engine.Trainer", Trainer)
+    seen = record_trainings(monkeypatch)  # what `train` would train, without loading the data
     result = run_cli("train", "--dataset", "fashion-mnist", "--no-progress", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert seen == [(default.config, "fashion-mnist")]

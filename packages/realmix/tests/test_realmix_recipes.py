@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 from mixlab.config import resolve_config
 from mixlab.data import dataset_info
+from mixlab.testing import record_trainings
 from realmix.config import VARIANTS
 from realmix.recipes import BOOK, DEFAULTS, recipe_for
 
@@ -64,16 +65,7 @@ def test_train_on_fashion_mnist_without_recipe_runs_realmix_at_250_labels(run_cl
     assert default.name == DEFAULTS["fashion-mnist"] == "fashion-mnist-250-realmix"
     assert resolve_config(BOOK, None, {"dataset": "fashion-mnist"}) == default.config
     assert [recipe_for("fashion-mnist", v) for v in VARIANTS] == [f"fashion-mnist-250-{v}" for v in VARIANTS]
-    seen = []
-
-    class Trainer:  # records what `realmix train` would train, without loading the data
-        def __init__(self, method, options):
-            seen.append((method.config, options.dataset))
-
-        def fit(self):
-            return {"status": "completed", "run_dir": "-", "final": {}}
-
-    monkeypatch.setattr("mixlab.engine.Trainer", Trainer)
+    seen = record_trainings(monkeypatch)  # what `train` would train, without loading the data
     for extra, name in (([], "fashion-mnist-250-realmix"), (["--variant", "fixmatch"], "fashion-mnist-250-fixmatch")):
         result = run_cli("train", "--dataset", "fashion-mnist", *extra, "--no-progress", "--device", "cpu")
         assert result.exit_code == 0, result.output

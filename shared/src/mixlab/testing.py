@@ -52,6 +52,22 @@ def cli_invoker(app: typer.Typer) -> Callable[..., Result]:
     return invoke
 
 
+def record_trainings(monkeypatch: Any) -> list[tuple[Any, str]]:
+    """Replace the engine's Trainer by one that records ``(method.config, dataset option)`` of every run a CLI
+    would start, without loading data or training: the list fills as commands run."""
+    seen: list[tuple[Any, str]] = []
+
+    class RecordingTrainer:
+        def __init__(self, method: Any, options: Any) -> None:
+            seen.append((method.config, options.dataset))
+
+        def fit(self) -> dict[str, Any]:
+            return {"status": "completed", "run_dir": "-", "final": {}}
+
+    monkeypatch.setattr("mixlab.engine.Trainer", RecordingTrainer)
+    return seen
+
+
 def one_line_error(result: Result) -> str:
     """Assert the command failed with exit code 2 and exactly one `error: ...` line; return that line."""
     assert result.exit_code == 2, result.output

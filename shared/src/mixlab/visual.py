@@ -85,10 +85,7 @@ def save_hybrid_grid(
             x, y = paste(cells[r, c], r + 1, c + 1)
             if rejected is not None and bool(rejected[r, c]):
                 draw.rectangle([x, y, x + w - 1, y + h - 1], outline=(220, 0, 0), width=max(1, scale))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    return save_png_atomically(canvas, path)
 
 
 def save_reliability_diagram(bins: dict, path: str | Path, title: str = "", size: int = 360) -> Path:

@@ -21,6 +21,7 @@ from mixlab.metrics import active_filter_fraction, share_rate
 from mixlab.metrics.analysis import SHARE_VARIANTS
 from mixlab.models import MultiHeadMIMO
 from mixlab.models.mimo import encoder_filter_norms, head_column_norms
+from mixlab.visual import save_png_atomically
 from torch import Tensor, nn
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
@@ -106,6 +107,4 @@ def write_plot(report: dict[str, Any], path: Path, title: str = "") -> Path:
         draw.text((24 + 110 * i, 24), f"member {i}", fill=(0, 0, 0))
     bars(draw, (10, 44, width - 10, 290), report["encoder_channel_influence"], enc_title)
     bars(draw, (10, 300, width - 10, height - 6), report["head_feature_influence"], head_title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return path
+    return save_png_atomically(image, path)

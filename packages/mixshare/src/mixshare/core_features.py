@@ -24,6 +24,7 @@ from mixlab.data.transforms import normalize
 from mixlab.errors import ConfigError, MixlabError
 from mixlab.metrics.analysis import SHARE_VARIANTS
 from mixlab.models import MultiHeadMIMO
+from mixlab.visual import save_png_atomically
 from torch import Tensor, nn
 
 from mixshare.analysis import COLOURS, bars, pairwise_share
@@ -228,6 +229,4 @@ def write_core_plot(block: dict[str, Any], path: Path, title: str = "") -> Path:
         label += f"  (share rate {share:.1f}%)" if share is not None else ""
         top = 44 + panel * k
         bars(draw, (10, top, width - 10, top + panel - 10), rows, label, common_scale=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return path
+    return save_png_atomically(image, path)

@@ -93,6 +93,14 @@ FASHION = dataclasses.replace(
 )
 
 
+def _scaled_rows(base: MixShareConfig, fadeout_epochs: float):
+    """Table 3.6's rows on a shorter schedule: (row, label, config), the fadeout row's length replaced."""
+    for row, (label, fields) in ROWS.items():
+        if "fadeout_epochs" in fields:
+            fields = dict(fields, fadeout_epochs=fadeout_epochs)
+        yield row, label, dataclasses.replace(base, **fields).validate()
+
+
 def _build() -> dict[str, Recipe]:
     recipes: dict[str, Recipe] = {}
     for model in ("wrn28-2", "wrn28-5"):
@@ -102,24 +110,14 @@ def _build() -> dict[str, Recipe]:
             recipes[name] = Recipe(
                 name, config, f"{label}, {model}, cifar100", (PaperResult(TABLE, PAPER[(model, row)]),)
             )
-    for row, (label, fields) in ROWS.items():
-        if row == "mixshare-fadeout":
-            fields = dict(fields, fadeout_epochs=DIGITS_FADEOUT_EPOCHS)
+    for row, label, config in _scaled_rows(DIGITS, DIGITS_FADEOUT_EPOCHS):
         name = f"digits-wrn16-1-{row}"
-        recipes[name] = Recipe(
-            name,
-            dataclasses.replace(DIGITS, **fields).validate(),
-            f"{label}, wrn16-1, digits (reduced; no paper number)",
-        )
+        recipes[name] = Recipe(name, config, f"{label}, wrn16-1, digits (reduced; no paper number)")
     for model in FASHION_MODELS:
-        for row, (label, fields) in ROWS.items():
-            if row == "mixshare-fadeout":
-                fields = dict(fields, fadeout_epochs=FASHION_FADEOUT_EPOCHS)
+        for row, label, config in _scaled_rows(dataclasses.replace(FASHION, model=model), FASHION_FADEOUT_EPOCHS):
             name = f"fashion-mnist-{model}-{row}"
             recipes[name] = Recipe(
-                name,
-                dataclasses.replace(FASHION, model=model, **fields).validate(),
-                f"{label}, {model}, fashion-mnist, 60 epochs (no paper number; not run yet)",
+                name, config, f"{label}, {model}, fashion-mnist, 60 epochs (no paper number; not run yet)"
             )
     return recipes
 

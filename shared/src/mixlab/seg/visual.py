@@ -10,8 +10,6 @@ white (255, 255, 255) for shorter palettes. Overlays never tint ignored pixels.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 
 from mixlab.seg.data.dataset import IGNORE_INDEX
+from mixlab.visual import save_png_atomically
 
 ArrayLike = torch.Tensor | np.ndarray
 #: the colour of ignored pixels for palettes without an entry 255
@@ -134,17 +133,7 @@ def save_png(array: ArrayLike, path: str | Path, *, palette: ArrayLike | None = 
         picture = Image.fromarray(np.ascontiguousarray(a), "RGB")
     else:
         raise ValueError(f"save_png writes (H, W), (H, W, 3) or (3, H, W) arrays, got {a.shape}.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            picture.save(handle, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return save_png_atomically(picture, path)
 
 
 def _enlarge(a: np.ndarray, scale: int) -> np.ndarray:
