@@ -74,3 +74,21 @@ def test_refuses_to_overwrite_and_bad_options(toy_method, tmp_path):
 def test_bf16_autocast_runs_on_cpu(toy_method, tmp_path):
     summary, _ = _fit(toy_method, tmp_path, "amp", epochs=1, amp="bf16")
     assert summary["status"] == "completed" and summary["amp"] == "bf16"
+
+
+def test_compile_mode_reaches_torch_compile_and_bad_modes_are_refused(toy_method, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="--compile-mode must be one of"):
+        _fit(toy_method, tmp_path, "bad", compile_mode="fastest")
+    modes = []
+
+    def fake_compile(module, mode=None):  # records the call; the run goes on uncompiled
+        modes.append(mode)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    summary, _ = _fit(toy_method, tmp_path, "graphs", epochs=1, compile_mode="reduce-overhead")
+    assert summary["status"] == "completed" and modes == ["reduce-overhead"]  # the mode implies --compile
+    _fit(toy_method, tmp_path, "plain", epochs=1, compile=True)
+    assert modes == ["reduce-overhead", None]
+    _fit(toy_method, tmp_path, "none", epochs=1)
+    assert len(modes) == 2

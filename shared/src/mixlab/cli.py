@@ -87,6 +87,14 @@ def _run_options(has_epochs: bool) -> list[Option]:
         Option("device", str, "auto, cpu, cuda, cuda:N or mps.", None, default="auto"),
         Option("amp", str, "Mixed precision: off, bf16 or fp16.", None, default="off"),
         Option("compile", bool, "torch.compile the training forward.", None, default=False),
+        Option(
+            "compile_mode",
+            str,
+            "torch.compile mode (implies --compile): default, reduce-overhead (CUDA graphs: one launch for the "
+            "step's kernels), max-autotune or max-autotune-no-cudagraphs.",
+            None,
+            default="default",
+        ),
         Option("channels_last", bool, "channels_last memory format (default: on for CUDA).", None),
         Option("sync_bn", bool, "SyncBatchNorm across processes under torchrun (CUDA).", None, default=False),
         Option("out", Path, "Run directory (default: runs/<package>/<dataset>/<timestamp>).", None),
@@ -324,7 +332,10 @@ def method_app(
             package=package,
             dataset=config.dataset,
             seed=config.seed,
-            **{k: values[k] for k in ("device", "amp", "compile", "channels_last", "sync_bn", "out", "resume")},
+            **{
+                k: values[k]
+                for k in ("device", "amp", "compile", "compile_mode", "channels_last", "sync_bn", "out", "resume")
+            },
             **{k: values[k] for k in ("init_from", "checkpoint_every", "stop_after_steps", "progress")},
         )
         method = make_method(config, data_root=values["data_root"], download=values["download"])

@@ -2,12 +2,15 @@
 
 A generator lives on one device and can only fill tensors there, while the tensors being mixed may live
 elsewhere. Every draw is therefore made on the generator's device (or on the target device with the global
-RNG when no generator is given) and then moved to the target device. Masks are small, so the copy is cheap.
+RNG when no generator is given) and then moved to the target device (asynchronously: :func:`mixlab.transfer.to_device`). Masks are small, so the
+copy is cheap.
 """
 
 from __future__ import annotations
 
 import torch
+
+from mixlab.transfer import to_device
 
 DeviceLike = torch.device | str | None
 
@@ -32,7 +35,7 @@ def rand(
 ) -> torch.Tensor:
     """U[0, 1) draws of ``shape`` delivered on ``device``."""
     out = torch.rand(shape, generator=generator, device=draw_device(device, generator), dtype=dtype)
-    return out.to(device) if device is not None else out
+    return to_device(out, device) if device is not None else out
 
 
 def randn(
@@ -43,7 +46,7 @@ def randn(
 ) -> torch.Tensor:
     """N(0, 1) draws of ``shape`` delivered on ``device``."""
     out = torch.randn(shape, generator=generator, device=draw_device(device, generator), dtype=dtype)
-    return out.to(device) if device is not None else out
+    return to_device(out, device) if device is not None else out
 
 
 def randint(
@@ -51,7 +54,7 @@ def randint(
 ) -> torch.Tensor:
     """Integers uniform in ``[0, high)`` of ``shape`` (int64) delivered on ``device``."""
     out = torch.randint(high, shape, generator=generator, device=draw_device(device, generator))
-    return out.to(device) if device is not None else out
+    return to_device(out, device) if device is not None else out
 
 
 #: Below this concentration the Gamma draws behind a Beta or Dirichlet are taken in log space. torch's Gamma kernel
@@ -91,7 +94,7 @@ def dirichlet(
     else:
         raw = torch._standard_gamma(conc, generator=generator)
     if device is not None:
-        raw = raw.to(torch.float32 if torch.device(device).type == "mps" else raw.dtype).to(device)
+        raw = to_device(raw, device, torch.float32 if torch.device(device).type == "mps" else raw.dtype)
     centre = 1.0 / raw.shape[-1]
     if not log_space:
         total = raw.sum(-1, keepdim=True)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from mixlab.engine import StepOutput, TrainProgress
 from mixlab.seg.method import SegSSLMethod, cross_entropy
+from mixlab.transfer import to_device
 
 from guidedmix.config import GuidedMixConfig
 from guidedmix.pairs import lupi_mix, pair_features, pair_labeled, pair_unlabeled, random_pairs, sample_lambda
@@ -67,14 +68,14 @@ class GuidedMix(SegSSLMethod):
             f_l, f_u = pair_features(enc_l, cfg.pair_feature), pair_features(enc_u, cfg.pair_feature)
             return pair_unlabeled(f_l, f_u, cfg.pair_assignment), pair_labeled(f_l)
         pi, sigma = random_pairs(enc_l.shape[0], enc_u.shape[0], generator)
-        return pi.to(enc_l.device, non_blocking=True), sigma.to(enc_l.device, non_blocking=True)
+        return to_device(pi, enc_l.device), to_device(sigma, enc_l.device)
 
     def draw_lambdas(self, b_l: int, b_u: int, generator: torch.Generator, device: torch.device):
         """One lambda for the iteration (shared by both mixes), or one per mixed image; and the value logged."""
         cfg = self.config
         if cfg.lambda_per_sample:
             lam = sample_lambda(cfg.lambda_alpha, cfg.lambda_max, generator, size=b_u + b_l).float()
-            return lam[:b_u].to(device), lam[b_u:].to(device), lam.mean()
+            return to_device(lam[:b_u], device), to_device(lam[b_u:], device), lam.mean()
         value = float(sample_lambda(cfg.lambda_alpha, cfg.lambda_max, generator))
         return value, value, torch.tensor(value)
 

@@ -13,6 +13,7 @@ from mixlab.mimo import MultiInputMethod, predict, summarize
 from mixlab.mimo import build_network as _build_network
 from mixlab.mixing import binary_prob_schedule, sample_mixing
 from mixlab.models import MultiHeadMIMO
+from mixlab.transfer import to_device
 
 from mixmo.config import MixMoConfig
 from mixmo.loss import mixmo_loss
@@ -53,14 +54,17 @@ class MixMoMethod(MultiInputMethod):
             role_swap_level=cfg.role_swap_level,
             binary_choice_level=cfg.binary_choice_level,
         )
-        masks = plan.masks.to(x.device, x.dtype)
-        kappa = plan.kappa.to(x.device)
+        masks, kappa = plan.device_tensors(x.device, x.dtype, self.grid)
 
         logs: dict[str, torch.Tensor] = {}
         if cfg.pixel_msda != "none":
             partners = torch.randint(len(self.train_set), (B * M,))
             px = self.augment(partners).view_as(x)
-            pt = F.one_hot(self.labels[partners.to(self.labels.device)], self.num_classes).float().view_as(targets)
+            pt = (
+                F.one_hot(self.labels[to_device(partners, self.labels.device)], self.num_classes)
+                .float()
+                .view_as(targets)
+            )
             x, targets, lam = pixel_msda(
                 x,
                 targets,

@@ -56,8 +56,7 @@ class MixShareMethod(MultiInputMethod):
             role_swap_level=cfg.role_swap_level,
             binary_choice_level=cfg.binary_choice_level,
         )
-        masks = plan.masks.to(x.device, x.dtype)
-        kappa = plan.kappa.to(x.device)
+        masks, kappa = plan.device_tensors(x.device, x.dtype, self.grid)
         settings = unmix_settings(cfg, progress)
         pool_fn = None
         logs: dict[str, torch.Tensor] = {"binary": plan.binary_samples.float().mean()}

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from mixlab.errors import ConfigError
 from mixlab.mixing import cutmix_box_mask, sample_ratios
+from mixlab.transfer import to_device
 
 BOX_OWNER_LEVELS: tuple[str, ...] = ("per_batch", "per_sample")
 TIE_BREAKS: tuple[str, ...] = ("per_sample_coin", "per_patch_coin")
@@ -44,7 +45,7 @@ class TokenMasks:
 
 def _coin(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
     where = generator.device if generator is not None else device
-    return (torch.rand(shape, generator=generator, device=where) < 0.5).to(device)
+    return to_device(torch.rand(shape, generator=generator, device=where) < 0.5, device)
 
 
 def snap_to_patches(box: torch.Tensor, patch: int, tie_to_box: torch.Tensor) -> torch.Tensor:
@@ -92,11 +93,11 @@ def binarized_cutmix(
     kappa = sample_ratios(batch, M, alpha, generator, device)  # (B, M), Dir_M(alpha); Beta for M = 2
     owner_shape = (1,) if box_owner == "per_batch" else (batch,)
     where = generator.device if generator is not None else device
-    owner = torch.randint(M, owner_shape, generator=generator, device=where).to(device).expand(batch)
+    owner = to_device(torch.randint(M, owner_shape, generator=generator, device=where), device).expand(batch)
     rows = torch.arange(batch, device=device)
     box, _ = cutmix_box_mask(kappa[rows, owner], height, width, box="clip", generator=generator)
     tie_shape = (batch, 1, 1) if tie_break == "per_sample_coin" else (batch, h, w)
-    in_box = snap_to_patches(box.to(device), patch, _coin(tie_shape, device, generator))  # (B, h, w)
+    in_box = snap_to_patches(to_device(box, device), patch, _coin(tie_shape, device, generator))  # (B, h, w)
 
     source = torch.where(
         in_box, owner.view(batch, 1, 1), _other_inputs(kappa, owner, h * w, generator).view(batch, h, w)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from mixlab.engine import warmup_multistep_factor
+from mixlab.engine import make_optimizer, warmup_multistep_factor
 from torch import nn
 
 
@@ -37,7 +37,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW, betas (0.9, 0.999), eps 1e-8 (unstated in the thesis: the PyTorch/timm defaults)."""
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    return make_optimizer(torch.optim.AdamW, param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
 
 def warmup_step_factor(

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 from mixlab.data.transforms import cutout_mask, random_crop, random_hflip
 from mixlab.errors import ConfigError
+from mixlab.transfer import to_device
 
 ExtendAug = Literal["cutout", "simple", "none"]
 ExtendMode = Literal["virtual", "materialize"]
@@ -173,7 +174,7 @@ def _fill_rectangles(x: torch.Tensor, rects: Sequence[_Rect]) -> torch.Tensor:
     """
     if x.shape[0] == 0:
         return x.clone()
-    params = torch.tensor(rects, dtype=torch.long).to(x.device)
+    params = to_device(torch.tensor(rects, dtype=torch.long), x.device)
     top, left, height, width, value = params.unbind(1)
     rows = torch.arange(x.shape[2], device=x.device)
     cols = torch.arange(x.shape[3], device=x.device)
@@ -194,7 +195,7 @@ def _shift_flip(x: torch.Tensor, shifts: Sequence[tuple[int, int, int, bool]]) -
     if b == 0:
         return x.clone()
     params = torch.tensor([(oy - pad, ox - pad, int(flip)) for oy, ox, pad, flip in shifts], dtype=torch.long)
-    params = params.to(x.device)
+    params = to_device(params, x.device)
     rows = _reflect(params[:, 0:1] + torch.arange(h, device=x.device), h)
     cols = _reflect(params[:, 1:2] + torch.arange(w, device=x.device), w)
     cols = torch.where(params[:, 2:3].bool(), w - 1 - cols, cols)  # flip happened first: mirror the source column
@@ -358,15 +359,15 @@ class ExtendedPool:
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self)):
             raise IndexError(f"pool index out of range [0, {len(self)}): got {int(index.min())}..{int(index.max())}.")
         if self._pool is not None:
-            return self._pool[index.to(self._pool.device)]
+            return self._pool[to_device(index, self._pool.device)]
         if self.aug == "none":
-            return self.images[index.to(self.images.device)]
+            return self.images[to_device(index, self.images.device)]
         keys = index.tolist()
         return self._copies([k % self.num_images for k in keys], [k // self.num_images for k in keys])
 
     def _copies(self, image_ids: list[int], copy_ids: list[int]) -> torch.Tensor:
         """Copies ``(image_ids[b], copy_ids[b])``: per-sample parameter draws, one batched apply."""
-        x = self.images[torch.tensor(image_ids, dtype=torch.long, device=self.images.device)]
+        x = self.images[to_device(torch.tensor(image_ids, dtype=torch.long), self.images.device)]
         height, width = x.shape[2], x.shape[3]
         generator = torch.Generator()
         seeds = [copy_seed(self.seed, i, j) for i, j in zip(image_ids, copy_ids)]

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mixlab.engine import OptimizerSpec, Runtime, TrainProgress, cosine_horizon_factor
+from mixlab.engine import OptimizerSpec, Runtime, TrainProgress, cosine_horizon_factor, make_optimizer
 from mixlab.mixing import soft_cross_entropy
 from mixlab.ssl import FixMatch, MeanTeacher, MixMatch, SSLMethod, StepContext, Supervised, interleave
 from mixlab.ssl.mixup import MixUpResult
@@ -92,8 +92,8 @@ class Samosa:
                 module.to(memory_format=torch.channels_last)
         self.trainable = nn.ModuleDict({"net": self.model, **branch})
         params = [p for module in branch.values() for p in module.parameters()]
-        self.rec_optimizer = torch.optim.SGD(
-            params, lr=cfg.rec_lr, momentum=0.9, nesterov=True, weight_decay=cfg.rec_weight_decay
+        self.rec_optimizer = make_optimizer(
+            torch.optim.SGD, params, lr=cfg.rec_lr, momentum=0.9, nesterov=True, weight_decay=cfg.rec_weight_decay
         )
         cycle = max(1, self.total_steps // cfg.rec_lr_cycles)
         self.rec_scheduler = torch.optim.lr_scheduler.LambdaLR(

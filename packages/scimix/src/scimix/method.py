@@ -38,6 +38,7 @@ from mixlab.engine import (
     budget_steps,
     cosine_horizon_factor,
     load_checkpoint,
+    make_optimizer,
 )
 from mixlab.engine.rundir import checkpoint_of
 from mixlab.errors import CheckpointError, ConfigError
@@ -46,6 +47,7 @@ from mixlab.ssl import FixMatch, MeanTeacher, ModelEMA, SSLMethod, StepContext, 
 from mixlab.ssl.losses import logit_distance, softmax_mse
 from mixlab.ssl.ramps import sigmoid_ramp
 from mixlab.ssl.streams import InfiniteIndexStream
+from mixlab.transfer import to_device
 from torch import Tensor, nn
 
 from scimix.config import ScimixConfig
@@ -200,12 +202,14 @@ class Scimix:
         self.model.requires_grad_(phase.name == "classifier")
         if phase.name == "generator":
             gen_params = [p for m in generator_parts if m is not self.disc for p in m.parameters()]
-            self.opt_g = torch.optim.SGD(gen_params, lr=cfg.gen_lr, momentum=0.9, nesterov=True,
+            self.opt_g = make_optimizer(torch.optim.SGD, gen_params, lr=cfg.gen_lr, momentum=0.9, nesterov=True,
                                          weight_decay=cfg.gen_weight_decay)  # fmt: skip
             if cfg.d_optimizer == "adam":
-                self.opt_d: torch.optim.Optimizer = torch.optim.Adam(self.disc.parameters(), lr=2e-3, betas=(0, 0.99))
+                self.opt_d: torch.optim.Optimizer = make_optimizer(
+                    torch.optim.Adam, self.disc.parameters(), lr=2e-3, betas=(0, 0.99)
+                )
             else:
-                self.opt_d = torch.optim.SGD(self.disc.parameters(), lr=cfg.gen_lr, momentum=0.9, nesterov=True,
+                self.opt_d = make_optimizer(torch.optim.SGD, self.disc.parameters(), lr=cfg.gen_lr, momentum=0.9, nesterov=True,
                                              weight_decay=cfg.gen_weight_decay)  # fmt: skip
         elif cfg.init_from_generator:  # Table III: the new classifier starts from the generator's E_c and C
             self.model.load_state_dict(self.gen_net.state_dict())
@@ -286,10 +290,10 @@ class Scimix:
 
     # -- the generator phase -------------------------------------------------------------------------------------
     def _gen_batch(self, step: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        index = self.gen_labeled.batch(step).to(self.gen_images.device)
+        index = to_device(self.gen_labeled.batch(step), self.gen_images.device)
         images, targets = self.gen_images[index], self.gen_targets[index]
-        unlabeled = self.unlabeled_images[self.gen_unlabeled.batch(step).to(self.unlabeled_images.device)]
-        unlabeled = unlabeled.to(self.runtime.device)
+        unlabeled = self.unlabeled_images[to_device(self.gen_unlabeled.batch(step), self.unlabeled_images.device)]
+        unlabeled = to_device(unlabeled, self.runtime.device)
         weak = self.inputs.weak
         student = torch.cat([weak(images), weak(unlabeled)])
         teacher = torch.cat([weak(images), weak(unlabeled)])

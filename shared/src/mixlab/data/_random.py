@@ -13,12 +13,13 @@ from collections.abc import Iterator
 import torch
 
 from mixlab import rng as _rng
+from mixlab.transfer import to_device
 
 
 def rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     if generator is None:
         return torch.rand(shape, device=device)
-    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+    return to_device(torch.rand(shape, generator=generator, device=generator.device), device)
 
 
 def randint(
@@ -26,7 +27,7 @@ def randint(
 ) -> torch.Tensor:
     if generator is None:
         return torch.randint(low, high, shape, device=device)
-    return torch.randint(low, high, shape, generator=generator, device=generator.device).to(device)
+    return to_device(torch.randint(low, high, shape, generator=generator, device=generator.device), device)
 
 
 @contextlib.contextmanager
@@ -50,7 +51,7 @@ def dirichlet(concentration: torch.Tensor, generator: torch.Generator | None) ->
     the CPU's global RNG (seeded from ``generator``), exact for tiny concentrations too."""
     with seeded_global_rng(generator):
         sample = _rng.dirichlet(concentration.double().cpu())
-    return sample.to(device=concentration.device, dtype=torch.float32)
+    return to_device(sample, concentration.device, torch.float32)
 
 
 def beta(
@@ -58,4 +59,4 @@ def beta(
 ) -> torch.Tensor:
     """Beta(a, b) samples (as the first coordinate of a Dirichlet(a, b))."""
     concentration = torch.tensor([a, b], dtype=torch.float64).expand(*shape, 2)
-    return dirichlet(concentration, generator)[..., 0].to(device)
+    return to_device(dirichlet(concentration, generator)[..., 0], device)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from mixlab.data import _random
 from mixlab.errors import ConfigError
+from mixlab.transfer import to_device
 
 THESIS_OPS: tuple[str, ...] = (
     "equalize",
@@ -99,7 +100,7 @@ def posterize_bits(level: torch.Tensor) -> torch.Tensor:
 def _posterize(images: torch.Tensor, level: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
     bits = posterize_bits(level)  # v2 posterize: keep the `bits` most significant bits
     mask = (((1 << bits) - 1) << (8 - bits)).to(torch.uint8)
-    return images & mask.view(-1, 1, 1, 1).to(images.device)
+    return images & to_device(mask.view(-1, 1, 1, 1), images.device)
 
 
 def solarize_threshold(level: torch.Tensor) -> torch.Tensor:
@@ -107,7 +108,7 @@ def solarize_threshold(level: torch.Tensor) -> torch.Tensor:
 
 
 def _solarize(images: torch.Tensor, level: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
-    threshold = solarize_threshold(level).view(-1, 1, 1, 1).to(images.device)
+    threshold = to_device(solarize_threshold(level).view(-1, 1, 1, 1), images.device)
     return torch.where(images.float() >= threshold, 255 - images, images)  # v2 solarize, per-image threshold
 
 

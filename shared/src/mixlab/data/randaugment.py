@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from mixlab.data import _random
 from mixlab.errors import ConfigError
+from mixlab.transfer import constant, to_device
 
 OPS: tuple[str, ...] = (
     "Identity",
@@ -81,7 +82,7 @@ def magnitude_table(num_bins: int, height: int, width: int, device: torch.device
     table = torch.zeros(len(OPS), num_bins, dtype=torch.float64)
     for name, row in rows.items():
         table[_OP_ID[name]] = row.to(torch.float64)
-    return table.to(device)
+    return to_device(table, device)
 
 
 # --------------------------------------------------------------------------------------------- geometric ops
@@ -153,7 +154,7 @@ def _warp(x: torch.Tensor, theta: torch.Tensor, fill: Fill) -> torch.Tensor:
     base[..., 0].copy_(torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device))
     base[..., 1].copy_(torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=device).unsqueeze_(-1))
     base[..., 2].fill_(1)
-    rescaled = theta.to(device).transpose(1, 2) / torch.tensor([0.5 * w, 0.5 * h], device=device)
+    rescaled = to_device(theta, device).transpose(1, 2) / constant((0.5 * w, 0.5 * h), theta.dtype, device)
     # one (H·W, 3) x (3, 2n) product instead of n tiny batched ones (same dot products, several times faster)
     grid = base.view(h * w, 3).mm(rescaled.permute(1, 0, 2).reshape(3, 2 * n)).view(h, w, n, 2).permute(2, 0, 1, 3)
     warped = F.grid_sample(x.float().add_(1.0), grid, mode="nearest", padding_mode="zeros", align_corners=False)
@@ -161,7 +162,7 @@ def _warp(x: torch.Tensor, theta: torch.Tensor, fill: Fill) -> torch.Tensor:
     if isinstance(fill, int | float):  # fill rounded as torchvision rounds the warped float image
         warped = warped.sub_(1.0).masked_fill_(uncovered, float(round(fill)))
     else:
-        values = torch.tensor([float(v) for v in fill], device=device).round_().view(1, -1, 1, 1)
+        values = constant([float(round(v)) for v in fill], torch.float32, device).view(1, -1, 1, 1)
         warped = torch.where(uncovered, values, warped.sub_(1.0))
     return warped.to(torch.uint8)  # sampled values are the input's integers (+1 -1): no rounding needed
 
@@ -297,14 +298,18 @@ def _apply_op(x: torch.Tensor, op_name: str, magnitude: float | torch.Tensor, fi
     return _COLOUR_OPS[op_name](x, values)
 
 
-def _apply_round(x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, fill: Fill) -> torch.Tensor:
+def _apply_round(
+    x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, fill: Fill, counts: list[int] | None = None
+) -> torch.Tensor:
     """One RandAugment round: image ``i`` gets op ``OPS[op[i]]`` with signed magnitude ``magnitude[i]``.
 
     The images are sorted by op (one gather), every op works on its contiguous slice (the geometric ops on one
     slice, one warp), and the results go back to their places with one more gather (the inverse permutation).
+    ``counts`` (images per op, known on the host) spares the read-back of ``bincount(op)`` from the device.
     """
     order = torch.argsort(op, stable=True)
-    counts = torch.bincount(op, minlength=len(OPS)).tolist()  # the one host sync of the round
+    if counts is None:
+        counts = torch.bincount(op, minlength=len(OPS)).tolist()  # a device read-back when op lives there
     starts = [0]
     for count in counts:
         starts.append(starts[-1] + count)
@@ -337,9 +342,11 @@ def _draw(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The random choices, ``(num_ops, n)`` each: op ids into :data:`OPS`, magnitude levels, negate flags.
 
-    Drawn in this order (ops, then levels if random, then signs) so a seeded generator fixes the output.
+    Drawn in this order (ops, then levels if random, then signs) so a seeded generator fixes the output. The op ids
+    are drawn and returned on the CPU (the CPU's global RNG, or the generator's): how many images each op gets is
+    then known on the host, which splits the batch by op without reading anything back from the device.
     """
-    ops = _random.randint(0, len(OPS), (num_ops, n), generator, device)
+    ops = _random.randint(0, len(OPS), (num_ops, n), generator, torch.device("cpu"))
     if random_magnitude:
         levels = _random.randint(0, magnitude + 1, (num_ops, n), generator, device)
     else:
@@ -386,11 +393,12 @@ def batched_randaugment(
         return x.clone()
     device = x.device
     table = magnitude_table(num_magnitude_bins, height, width, device)
-    signed = torch.tensor([name in SIGNED_OPS for name in OPS], device=device)
+    signed = to_device(torch.tensor([name in SIGNED_OPS for name in OPS]), device)
     ops, levels, negate = _draw(n, num_ops, magnitude, random_magnitude, generator, device)
     for round_ in range(num_ops):
-        op = ops[round_]
+        counts = torch.bincount(ops[round_], minlength=len(OPS)).tolist()  # on the host: no device read-back
+        op = to_device(ops[round_], device)
         value = table[op, levels[round_]]
         value = torch.where(signed[op] & negate[round_], -value, value)
-        x = _apply_round(x, op, value, fill)
+        x = _apply_round(x, op, value, fill, counts)
     return x

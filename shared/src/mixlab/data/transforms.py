@@ -24,6 +24,7 @@ from mixlab.data import _random
 from mixlab.data.augmix_ops import augmix
 from mixlab.data.randaugment import batched_randaugment
 from mixlab.errors import ConfigError
+from mixlab.transfer import constant
 
 Fill = int | float | Sequence[float]
 
@@ -36,8 +37,9 @@ def _pair(value: int | Sequence[int]) -> tuple[int, int]:
 
 
 def _fill_tensor(fill: Fill, x: torch.Tensor) -> torch.Tensor:
-    value = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
-    return value.view(1, -1, 1, 1) if value.dim() == 1 else value
+    if isinstance(fill, int | float):
+        return constant(fill, x.dtype, x.device)
+    return constant(fill, x.dtype, x.device).view(1, -1, 1, 1)
 
 
 def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -98,8 +100,8 @@ def normalize(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """``(x / 255 - mean) / std`` per channel; ``mean``/``std`` on the [0, 1] scale (as in :class:`ImageDataset`)."""
-    m = torch.as_tensor(mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
+    m = constant(mean, dtype, x.device).view(1, -1, 1, 1)
+    s = constant(std, dtype, x.device).view(1, -1, 1, 1)
     return (x.to(dtype) / 255.0 - m) / s
 
 

@@ -4,7 +4,7 @@ from mixlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from mixlab.engine.device import AMP_CHOICES, Precision, device_description, resolve_device
 from mixlab.engine.distributed import DistInfo
 from mixlab.engine.method import Method, Phase, Runtime, StepOutput, TrainProgress, budget_steps
-from mixlab.engine.optimization import Optimization, OptimizerSpec, no_sync
+from mixlab.engine.optimization import Optimization, OptimizerSpec, make_optimizer, no_sync
 from mixlab.engine.schedule import (
     cosine_horizon,
     cosine_horizon_factor,
@@ -35,6 +35,7 @@ __all__ = [
     "no_sync",
     "device_description",
     "load_checkpoint",
+    "make_optimizer",
     "resolve_device",
     "save_checkpoint",
     "warmup_multistep",

@@ -35,6 +35,13 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def configure_backends(device: torch.device) -> None:
+    """Backend switches for speed on ``device``: cuDNN autotuning on CUDA (the convolution shapes of a training run
+    are fixed, so the first steps' search pays off), unless deterministic algorithms were asked for."""
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+        torch.backends.cudnn.benchmark = True
+
+
 @dataclass(frozen=True)
 class Precision:
     """Autocast settings: bf16 needs no loss scaling, fp16 gets a GradScaler."""

@@ -33,6 +33,27 @@ from mixlab.errors import CheckpointError, ConfigError
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 
 
+def make_optimizer(cls: type[torch.optim.Optimizer], params: Any, **options: Any) -> torch.optim.Optimizer:
+    """``cls(params, **options)``, with the fused CUDA kernel when every parameter is a floating CUDA tensor.
+
+    ``params`` is what ``torch.optim`` takes (parameters, or param-group dicts). The fused kernel updates every
+    parameter in one launch instead of torch's default multi-tensor path (several per parameter group), and under
+    fp16 it reads the loss scaler's scale and inf flag on the device, where the default path checks them on the host
+    (a synchronisation per step). Elsewhere (CPU, MPS) the optimizer is built as asked.
+    """
+    items = list(params)
+    groups = [dict(g, params=_as_list(g["params"])) if isinstance(g, dict) else g for g in items]
+    tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    on_cuda = bool(tensors) and all(p.device.type == "cuda" and p.is_floating_point() for p in tensors)
+    if on_cuda and "fused" not in options:
+        options["fused"] = True
+    return cls(groups, **options)
+
+
+def _as_list(params: Any) -> list[torch.Tensor]:
+    return [params] if isinstance(params, torch.Tensor) else list(params)
+
+
 @dataclass
 class OptimizerSpec:
     """One optimizer as a method declares it."""

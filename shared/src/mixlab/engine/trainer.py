@@ -27,7 +27,7 @@ from torch import nn
 
 from mixlab.engine import rundir
 from mixlab.engine.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from mixlab.engine.device import Precision, device_description, resolve_device
+from mixlab.engine.device import Precision, configure_backends, device_description, resolve_device
 from mixlab.engine.distributed import (
     DistInfo,
     any_rank_true,
@@ -43,6 +43,9 @@ from mixlab.engine.optimization import Optimization
 from mixlab.engine.progress import TrainingProgressBar
 from mixlab.errors import CheckpointError, ConfigError, MixlabError, RunDirError
 
+#: torch.compile's modes; reduce-overhead records the compiled step into CUDA graphs (launch-bound small networks).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 class TrainingDiverged(MixlabError):
     """The loss became NaN or infinite."""
@@ -57,6 +60,7 @@ class RunOptions:
     device: str = "auto"
     amp: str = "off"
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile's mode; anything but "default" implies compile
     channels_last: bool | None = None  # None: on for CUDA, off elsewhere
     sync_bn: bool = False
     seed: int = 0
@@ -73,6 +77,8 @@ class RunOptions:
             raise ConfigError(f"--checkpoint-every must be >= 0, not {self.checkpoint_every}")
         if self.stop_after_steps is not None and self.stop_after_steps < 1:
             raise ConfigError(f"--stop-after-steps must be at least 1, not {self.stop_after_steps}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"--compile-mode must be one of {', '.join(COMPILE_MODES)}, not {self.compile_mode!r}")
         if self.log_every < 1:
             raise ConfigError(f"log_every must be at least 1, not {self.log_every}")
         if self.resume is not None and self.init_from is not None:
@@ -153,6 +159,7 @@ class Trainer:
         self.method = method
         self.options = options
         self.device = resolve_device(options.device, int(os.environ.get("LOCAL_RANK", "0")))
+        configure_backends(self.device)
         self.precision = Precision(options.amp, self.device)
         self.dist = init_distributed(self.device)
         if options.sync_bn:
@@ -350,8 +357,10 @@ class Trainer:
                 nn.SyncBatchNorm.convert_sync_batchnorm(module)  # in place for any container module
             ids = [self.device.index] if self.device.type == "cuda" else None
             forward = nn.parallel.DistributedDataParallel(module, device_ids=ids)
-        if self.options.compile:
-            forward = torch.compile(forward)
+        if self.options.compile or self.options.compile_mode != "default":
+            forward = torch.compile(
+                forward, mode=None if self.options.compile_mode == "default" else self.options.compile_mode
+            )
         return forward
 
     def _run_phase(self, index: int, logger: MetricLogger, checkpoint: dict[str, Any] | None) -> str:

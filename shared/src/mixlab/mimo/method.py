@@ -14,10 +14,12 @@ from mixlab.data import BatchRepetitionSampler, EpochBatchSampler, ImageDataset,
 from mixlab.data import transforms as T
 from mixlab.data.dataset import require_rgb
 from mixlab.engine import DistInfo, Method, Runtime, TrainProgress, budget_steps, warmup_multistep
+from mixlab.engine.optimization import make_optimizer
 from mixlab.metrics import classification_metrics, ensemble_logits
 from mixlab.mimo.config import MultiInputConfig
 from mixlab.mixing.pairing import pair_inputs
 from mixlab.models import MultiHeadMIMO, create_model
+from mixlab.transfer import to_device
 
 
 def build_network(config: MultiInputConfig, num_classes: int, *, num_heads: int | None = None) -> MultiHeadMIMO:
@@ -137,7 +139,8 @@ class MultiInputMethod(Method):
         AdamW) overrides it.
         """
         cfg = self.config
-        optimizer = torch.optim.SGD(
+        optimizer = make_optimizer(
+            torch.optim.SGD,
             self.model.parameters(),
             lr=cfg.lr_for(self.runtime.dist.world_size),
             momentum=cfg.momentum,
@@ -165,7 +168,7 @@ class MultiInputMethod(Method):
     def augment(self, index: torch.Tensor) -> torch.Tensor:
         """uint8 images at these dataset indices -> augmented, normalised float batch."""
         cfg = self.config
-        x = self.images[index.to(self.images.device)]
+        x = self.images[to_device(index, self.images.device)]
         if cfg.augmix:
             x = T.augmix(x)
         if cfg.crop_padding > 0:
@@ -180,7 +183,7 @@ class MultiInputMethod(Method):
         index = pair_inputs(batch, M, self.config.input_repetition)  # (B, M)
         B = index.shape[0]
         x = self.augment(index.reshape(-1)).view(B, M, *self.images.shape[1:])
-        targets = F.one_hot(self.labels[index.to(self.labels.device)], self.num_classes).float()
+        targets = F.one_hot(self.labels[to_device(index, self.labels.device)], self.num_classes).float()
         return x, targets
 
     # -- evaluation -------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from mixlab import rng as _rng
 from mixlab.errors import ConfigError
 from mixlab.mixing.masks import BINARY_KINDS, binary_mask
 from mixlab.mixing.ratios import sample_ratios
+from mixlab.transfer import to_device
 
 LINEAR_BLOCKS: tuple[str, ...] = ("linear", "mixup")
 LEVELS: tuple[str, ...] = ("batch", "sample")
@@ -54,6 +55,20 @@ class MixingPlan:
     @property
     def num_members(self) -> int:
         return self.kappa.shape[1]
+
+    def device_tensors(
+        self, device: torch.device, dtype: torch.dtype, grid: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masks (in ``dtype``) and ratios on ``device``, copied without a host wait (a plan drawn on the CPU).
+
+        With ``grid`` (the mixing-space size) a linear batch's constant masks (B, M, 1, 1, 1) are spread over it on
+        the device, so that every batch hands the network masks of one shape and stride: a compiled forward then
+        keeps one graph instead of recompiling when Cut-MixMo alternates binary and linear batches.
+        """
+        masks = to_device(self.masks, device, dtype)
+        if grid is not None and tuple(masks.shape[-2:]) != tuple(grid):
+            masks = masks.expand(*masks.shape[:3], *grid).contiguous()
+        return masks, to_device(self.kappa, device)
 
 
 def _level_draw(level: str, batch: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:

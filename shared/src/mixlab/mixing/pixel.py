@@ -17,6 +17,7 @@ from mixlab import rng as _rng
 from mixlab.errors import ConfigError
 from mixlab.mixing.masks import cutmix_box_mask
 from mixlab.mixing.ratios import sample_lambda
+from mixlab.transfer import to_device
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 
@@ -62,13 +63,13 @@ def _partner_images(x: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
     if partner.ndim == 1 and not partner.is_floating_point():
         if partner.shape[0] != x.shape[0]:
             raise ConfigError(f"Need one partner index per image ({x.shape[0]}), got {partner.shape[0]}.")
-        return x[partner.to(x.device)]
+        return x[to_device(partner, x.device)]
     if partner.shape != x.shape:
         raise ConfigError(
             f"Partner images {tuple(partner.shape)} must have the shape of the batch {tuple(x.shape)}, or be "
             "given as a 1-D index tensor into the batch."
         )
-    return partner.to(x.device)
+    return to_device(partner, x.device)
 
 
 def _applied(batch: int, prob: float, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
@@ -151,7 +152,7 @@ def pixel_cutmix(
     applied = _applied(batch, prob, x.device, generator)
     keep = box.to(torch.bool)  # (B, 1, H, W): where x is kept
     if mixing_mask is not None:
-        lam_star = corrected_lambda(box, mixing_mask.to(x.device))
+        lam_star = corrected_lambda(box, to_device(mixing_mask, x.device))
         swap = applied & (lam_star < 0.5)
         keep = keep ^ swap[:, None, None, None]
         area = torch.where(swap, 1.0 - lam_star, lam_star)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixlab.engine import Method, Runtime, StepOutput, TrainProgress, poly_factor
+from mixlab.engine import Method, Runtime, StepOutput, TrainProgress, make_optimizer, poly_factor
 from mixlab.errors import ConfigError
 from mixlab.models import set_bn_momentum
 from mixlab.seg.config import SegSSLConfig
@@ -178,8 +178,13 @@ class SegSSLMethod(Method):
             {"params": encoder, "lr": cfg.lr, "name": "encoder"},
             {"params": heads, "lr": cfg.lr * cfg.head_lr_mult, "name": "new"},
         ]
-        return torch.optim.SGD(
-            groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+        return make_optimizer(
+            torch.optim.SGD,
+            groups,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.nesterov,
         )
 
     def config_dict(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from mixlab.data import _random
 from mixlab.errors import ConfigError
 from mixlab.seg.data.dataset import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from mixlab.transfer import to_device
 
 
 def _real(value: object) -> bool:
@@ -143,7 +144,7 @@ def apply_params(
     batch, _, height, width = images.shape
     if masks.shape != (batch, height, width):
         raise ConfigError(f"masks of shape {tuple(masks.shape)} do not match images of shape {tuple(images.shape)}")
-    theta = affine_matrices(params, height, width, aug.crop).to(images.device)
+    theta = to_device(affine_matrices(params, height, width, aug.crop), images.device)
     grid = F.affine_grid(theta, [batch, 1, aug.crop, aug.crop], align_corners=False)
     # The mask is sampled as value + 1, so that the zeros padding marks the pixels from outside the image.
     shifted = (masks.float() + 1).unsqueeze(1)

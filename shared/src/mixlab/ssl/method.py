@@ -30,6 +30,7 @@ from torch import nn
 
 from mixlab.engine import Method, Runtime, StepOutput, TrainProgress, budget_steps, cosine_horizon_factor
 from mixlab.engine.distributed import broadcast_buffers
+from mixlab.engine.optimization import make_optimizer
 from mixlab.errors import ConfigError
 from mixlab.metrics import classification_metrics
 from mixlab.models import create_model, set_bn_momentum
@@ -41,6 +42,7 @@ from mixlab.ssl.ema import ModelEMA, mean_teacher_decay
 from mixlab.ssl.heads import DualHead
 from mixlab.ssl.ramps import linear_ramp, sigmoid_ramp
 from mixlab.ssl.streams import InfiniteIndexStream
+from mixlab.transfer import to_device
 
 
 def is_kernel(name: str, param: nn.Parameter) -> bool:
@@ -150,9 +152,11 @@ class SSLMethod(Method):
         l2 = cfg.weight_decay if cfg.weight_decay_mode == "l2" else 0.0
         groups = [{"params": self.kernels, "weight_decay": l2}, {"params": others, "weight_decay": 0.0}]
         if cfg.optimizer == "adam":
-            optimizer: torch.optim.Optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+            optimizer: torch.optim.Optimizer = make_optimizer(
+                torch.optim.Adam, groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8
+            )
         else:
-            optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+            optimizer = make_optimizer(torch.optim.SGD, groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
         return optimizer, self.lr_scheduler(optimizer)
 
     def lr_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
@@ -191,14 +195,14 @@ class SSLMethod(Method):
     # -- hook points -------------------------------------------------------------------------------------------
     def labeled_views(self, step: int, n: int = 1) -> tuple[list[torch.Tensor], torch.Tensor]:
         """``n`` independently augmented (weak) views of this step's labeled batch, and its labels."""
-        index = self.labeled_stream.batch(step).to(self.labeled_images.device)
+        index = to_device(self.labeled_stream.batch(step), self.labeled_images.device)
         images, targets = self.labeled_images[index], self.labeled_targets[index]
         return [self.inputs.weak(images) for _ in range(n)], targets
 
     def unlabeled_uint8(self, step: int) -> torch.Tensor:
         """The unlabeled images of this step (uint8, on the device), before the online augmentation."""
         index = self.unlabeled_stream.batch(step)
-        return self.unlabeled_images[index.to(self.unlabeled_images.device)].to(self.runtime.device, non_blocking=True)
+        return to_device(self.unlabeled_images[to_device(index, self.unlabeled_images.device)], self.runtime.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The student's training forward (DDP / compiled wrapper); BatchNorm statistics are updated."""

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from mixlab.errors import ConfigError
 from mixlab.rng import draw_device, symmetric_dirichlet
+from mixlab.transfer import to_device
 
 
 @dataclass
@@ -62,10 +63,10 @@ def biased_mixup(
         lam = _biased_lambda(n, alpha, per_sample, generator)
     else:
         lam = torch.ones(n, dtype=torch.float64, device=draw_device(None, generator))
-    perm = torch.randperm(n, generator=generator, device=draw_device(None, generator)).to(x.device)
-    lam32 = lam.to(device=x.device, dtype=torch.float32)
+    perm = to_device(torch.randperm(n, generator=generator, device=draw_device(None, generator)), x.device)
+    lam32 = to_device(lam, x.device, torch.float32)
     lam_x = lam32.to(x.dtype).view((n,) + (1,) * (x.ndim - 1))
     lam_y = lam32.to(y.dtype).view((n,) + (1,) * (y.ndim - 1))
     mixed_x = lam_x * x + (1 - lam_x) * x[perm]
-    mixed_y = lam_y * y + (1 - lam_y) * y[perm.to(y.device)]
+    mixed_y = lam_y * y + (1 - lam_y) * y[to_device(perm, y.device)]
     return MixUpResult(x=mixed_x, y=mixed_y, lam=lam32, perm=perm)
