@@ -142,3 +142,13 @@ def test_focal_consistency_is_smaller_at_agreement_and_pulls_towards_the_target(
     x = torch.zeros(1, 2, requires_grad=True)
     focal_consistency(x, target).backward()
     assert x.grad[0, 0] < 0 < x.grad[0, 1]  # descending the gradient moves x towards the target's signs
+
+
+def test_focal_consistency_gradient_is_finite_where_prediction_meets_target():
+    """gamma < 1: |t - p|^gamma has an infinite slope at p == t; equal or saturated logits must not give NaN."""
+    z = torch.tensor([30.0, 0.3, -2.0, 40.0], requires_grad=True)
+    target = torch.tensor([25.0, 0.3, 1.0, 40.0])  # saturated pair, equal pair, a real gap, equal and saturated
+    loss = focal_consistency(z, target, gamma=0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+    assert z.grad[1] == 0 and z.grad[2] < 0  # agreement exerts no pull; a gap pulls towards the target

@@ -36,3 +36,13 @@ def test_grid_table_curves_and_resume(tmp_path):
     assert kept.stat().st_mtime_ns == before
     assert json.loads(broken.read_text())["status"] == "completed"
     assert [r for r in again.splitlines() if r.startswith("| `")][0].split("|")[3] == rows[0].split("|")[3]
+
+
+def test_a_failed_run_leaves_the_others_and_is_named(tmp_path):
+    cmd = [sys.executable, str(TOOL), "--package", "mixmo", "--seeds", "0", "--root", str(tmp_path),
+           "--recipes", "digits-wrn16-1-vanilla", "no-such-recipe", "--", *FAST]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 1 and "no-such-recipe seed 0 failed" in done.stderr
+    out = (tmp_path / "results.md").read_text()
+    assert [row.split("`")[1] for row in out.splitlines() if row.startswith("| `")] == ["digits-wrn16-1-vanilla"]
+    assert "Not completed (left out of the table; see their run directories): no-such-recipe seed 0." in out

@@ -87,8 +87,13 @@ def usup_weight(step: int, *, w_max: float, start: int, rampup: int) -> float:
 
 def focal_consistency(logits: torch.Tensor, target_logits: torch.Tensor, gamma: float = 0.5) -> torch.Tensor:
     """The released AAAI code's consistency: sigmoid focal loss of ``logits`` towards sigmoid(``target_logits``)
-    (soft targets; gamma 0.5), mean over every element. The target is detached by the caller."""
+    (soft targets; gamma 0.5), mean over every element. The target is detached by the caller.
+
+    The focal factor ``|t - p| ** gamma`` has an infinite derivative where ``p == t`` when gamma < 1 (exactly
+    equal logits, or both sigmoids saturated at 1.0 in float32), which made the gradient NaN within a few steps of
+    the warm-up's end; the factor is floored at 1e-12 (a weight of 1e-6 at gamma 0.5), where its gradient is zero.
+    """
     p = torch.sigmoid(logits.float())
     t = torch.sigmoid(target_logits.float())
     bce = F.binary_cross_entropy_with_logits(logits.float(), t, reduction="none")
-    return ((t - p).abs().pow(gamma) * bce).mean()
+    return ((t - p).abs().clamp_min(1e-12).pow(gamma) * bce).mean()
