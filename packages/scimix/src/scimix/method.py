@@ -203,14 +203,14 @@ class Scimix:
         if phase.name == "generator":
             gen_params = [p for m in generator_parts if m is not self.disc for p in m.parameters()]
             self.opt_g = make_optimizer(torch.optim.SGD, gen_params, lr=cfg.gen_lr, momentum=0.9, nesterov=True,
-                                         weight_decay=cfg.gen_weight_decay)  # fmt: skip
+                                        weight_decay=cfg.gen_weight_decay)  # fmt: skip
             if cfg.d_optimizer == "adam":
                 self.opt_d: torch.optim.Optimizer = make_optimizer(
                     torch.optim.Adam, self.disc.parameters(), lr=2e-3, betas=(0, 0.99)
                 )
             else:
-                self.opt_d = make_optimizer(torch.optim.SGD, self.disc.parameters(), lr=cfg.gen_lr, momentum=0.9, nesterov=True,
-                                             weight_decay=cfg.gen_weight_decay)  # fmt: skip
+                self.opt_d = make_optimizer(torch.optim.SGD, self.disc.parameters(), lr=cfg.gen_lr, momentum=0.9,
+                                            nesterov=True, weight_decay=cfg.gen_weight_decay)  # fmt: skip
         elif cfg.init_from_generator:  # Table III: the new classifier starts from the generator's E_c and C
             self.model.load_state_dict(self.gen_net.state_dict())
             self.ema.module.load_state_dict(self.gen_net.state_dict())
