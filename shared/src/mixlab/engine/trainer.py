@@ -409,6 +409,8 @@ class Trainer:
 
     def _train_step(self, batch: Any, phase: Phase) -> None:
         m, s = self.method, self.state
+        if self.options.compile_mode == "reduce-overhead":  # CUDA graphs: a new iteration may reuse their outputs
+            torch.compiler.cudagraph_mark_step_begin()
         with self.precision.autocast():
             out = m.train_step(batch, TrainProgress.of(phase, s.step))
         if not m.manual_optimization:
