@@ -56,7 +56,9 @@ class MixShareMethod(MultiInputMethod):
             role_swap_level=cfg.role_swap_level,
             binary_choice_level=cfg.binary_choice_level,
         )
-        masks, kappa = plan.device_tensors(x.device, x.dtype, self.grid)
+        # Linear batches keep their constant masks (B, M, 1, 1, 1): unmixing broadcasts them as they are, where
+        # masks spread over the grid would be thresholded by mask_downsample=area_threshold.
+        masks, kappa = plan.device_tensors(x.device, x.dtype)
         settings = unmix_settings(cfg, progress)
         pool_fn = None
         logs: dict[str, torch.Tensor] = {"binary": plan.binary_samples.float().mean()}
