@@ -43,6 +43,7 @@ class ScimixConfig(SSLConfig):
     gen_rampup_epochs: float = 5.0
     gen_eval_every: int = 2000
     gen_clip_grad_norm: float | None = 1.0  # not in the sources; without it SGD at their rates diverges in 3 steps
+    disc_clip_grad_norm: float | None = 1.0  # not in the sources; without it D's outputs exploded at step ~140 (Fashion)
     d_optimizer: str = "sgd"  # sgd (the sources: "a SGD optimizer" for every module) | adam (Adam 2e-3, (0, 0.99))
     r1_gamma: float = 0.0  # R1 penalty on real images (Swapping Autoencoder: 10), off as in the sources
     lambda_s: float = 1.0
@@ -88,6 +89,10 @@ class ScimixConfig(SSLConfig):
         need(self.criterion_bn in ("frozen_stats", "train"), "criterion_bn must be frozen_stats or train")
         need(self.style_code in ("semantic", "nonsemantic"), "style_code must be semantic or nonsemantic")
         need(self.d_optimizer in ("sgd", "adam"), "d_optimizer must be sgd or adam")
+        need(
+            all(v is None or v > 0 for v in (self.gen_clip_grad_norm, self.disc_clip_grad_norm)),
+            "gen_clip_grad_norm and disc_clip_grad_norm must be positive (or null: no clipping)",
+        )
         need(self.hybrid_loss in HYBRID_LOSSES, f"hybrid_loss must be one of {', '.join(HYBRID_LOSSES)}")
         need(self.mixer in MIXERS, f"mixer must be one of {', '.join(MIXERS)}")
         need(0.0 <= self.alpha <= 1.0, f"alpha must be in [0, 1], not {self.alpha}")

@@ -224,7 +224,7 @@ class Scimix:
     def optimizers(self) -> dict[str, OptimizerSpec]:
         if self.phase_name == "generator":
             return {"disc": OptimizerSpec(self.opt_d, self._cosine(self.opt_d) if self.config.d_optimizer == "sgd"
-                                          else None),
+                                          else None, self.config.disc_clip_grad_norm),
                     "gen": OptimizerSpec(self.opt_g, self._cosine(self.opt_g), self.config.gen_clip_grad_norm),
                     }  # fmt: skip
         return super().optimizers()
