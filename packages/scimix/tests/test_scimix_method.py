@@ -160,3 +160,13 @@ def test_generator_labels_all_trains_the_generator_on_every_label_and_keeps_the_
     assert torch.equal(targets, method.gen_targets[index])
     plain, _ = started(TINY, 0)
     assert len(plain.gen_targets) == 50
+
+
+def test_both_generator_phase_optimizers_clip_their_gradients():
+    method, _ = started(TINY, 0)
+    specs = method.optimizers()
+    assert specs["disc"].clip_grad_norm == 1.0 and specs["gen"].clip_grad_norm == 1.0
+    method, _ = started(dataclasses.replace(TINY, disc_clip_grad_norm=None), 0)
+    assert method.optimizers()["disc"].clip_grad_norm is None
+    with pytest.raises(Exception, match="disc_clip_grad_norm must be positive"):
+        dataclasses.replace(TINY, disc_clip_grad_norm=0.0).validate()
