@@ -43,7 +43,9 @@ class ScimixConfig(SSLConfig):
     gen_rampup_epochs: float = 5.0
     gen_eval_every: int = 2000
     gen_clip_grad_norm: float | None = 1.0  # not in the sources; without it SGD at their rates diverges in 3 steps
-    disc_clip_grad_norm: float | None = 1.0  # not in the sources; without it D's outputs exploded at step ~140 (Fashion)
+    disc_clip_grad_norm: float | None = (
+        1.0  # not in the sources; without it D's outputs exploded at step ~140 (Fashion)
+    )
     d_optimizer: str = "sgd"  # sgd (the sources: "a SGD optimizer" for every module) | adam (Adam 2e-3, (0, 0.99))
     r1_gamma: float = 0.0  # R1 penalty on real images (Swapping Autoencoder: 10), off as in the sources
     lambda_s: float = 1.0
