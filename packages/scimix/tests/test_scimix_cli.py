@@ -100,3 +100,19 @@ def test_cub200_runs_both_phases_at_64_px_on_a_miniature_release(run_cli, tmp_pa
     assert config["image_size"] == 64 and config["variant"] == "supervised"
     split = json.loads((out / "split.json").read_text())
     assert len(split["labeled"]) == 12
+
+
+def test_transfer_with_the_adain_row(runs, run_cli, tmp_path):
+    import torch
+    from scimix.adain import adain_decoder, vgg_encoder
+
+    torch.save(vgg_encoder().state_dict(), tmp_path / "vgg.pth")  # random weights in the release's layouts
+    torch.save(adain_decoder().state_dict(), tmp_path / "decoder.pth")
+    out = tmp_path / "transfer.json"
+    files = ["--adain-vgg", tmp_path / "vgg.pth", "--adain-decoder", tmp_path / "decoder.pth"]
+    result = run_cli("transfer", "-c", runs / "gen", "--oracle", runs / "oracle", *files, "--json", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert 0 <= report["adain_s_c"] <= 100 and 0 <= report["adain_s_r"] <= 100 and "scimix_s_c" in report
+    half = run_cli("transfer", "-c", runs / "gen", "--oracle", runs / "oracle", *files[:2], "--device", "cpu")
+    assert "needs both --adain-vgg and --adain-decoder" in one_line_error(half)

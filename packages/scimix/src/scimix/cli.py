@@ -19,6 +19,7 @@ from mixlab.ssl import primary
 from mixlab.ssl.evaluation import restore_ssl_method, ssl_evaluator
 from mixlab.visual import grid_parents, save_hybrid_grid, to_uint8
 
+from scimix.adain import AdaINTransfer
 from scimix.config import ScimixConfig
 from scimix.method import scimix_method
 from scimix.recipes import BOOK
@@ -144,25 +145,37 @@ def hybrids(
 
 @torch.no_grad()
 def transfer_rates(
-    method: Any, oracle: Any, partners: int = 1, seed: int = 0, batch: int = 500, fda_beta: float = 0.1
+    method: Any,
+    oracle: Any,
+    partners: int = 1,
+    seed: int = 0,
+    batch: int = 500,
+    fda_beta: float = 0.1,
+    adain: AdaINTransfer | None = None,
 ) -> dict[str, Any]:
     """§3.8 on the test set: each test image a semantic parent, paired with ``partners`` random other test images.
     s_c: the oracle's accuracy on the hybrids (the semantic parent's label); s_r: hybrids closer to their context
     parent than to their semantic parent in standardised pixel space. The comparison rows: MixUp with the dominant
     (semantic) parent's label, lambda ~ U(0.5, 1) (its s_r is 0 by construction), and FDA, the semantic parent with
-    the low-frequency amplitude of the context parent (band ``fda_beta`` of the side; on the uint8 pixels)."""
+    the low-frequency amplitude of the context parent (band ``fda_beta`` of the side; on the uint8 pixels), and, given
+    a pretrained ``adain`` model, AdaIN: the semantic parent in the style of the context parent."""
     data = method.data.evaluation
     i1, i2 = hybrid_pairs(len(data), len(data), partners, seed=seed, same_pool=True)
-    rows: dict[str, list] = {"scimix": [], "mixup": [], "fda": []}
+    rows: dict[str, list] = {"scimix": [], "mixup": [], "fda": []} | ({"adain": []} if adain is not None else {})
     dev = method.runtime.device
+    if adain is not None:
+        adain = adain.to(dev)
     g = torch.Generator().manual_seed(seed)
     for a, b in zip(i1.split(batch), i2.split(batch)):
         raw1, raw2 = data.images[a].to(dev), data.images[b].to(dev)
         x1, x2 = method.inputs.scale(raw1), method.inputs.scale(raw2)
         lam = (0.5 + 0.5 * torch.rand(len(a), generator=g)).to(dev).view(-1, 1, 1, 1)
         fda = fourier_amplitude_swap(raw1.float(), raw2.float(), fda_beta).round().clamp(0, 255).to(torch.uint8)
-        hybrids = (("scimix", method.hybridize(x1, x2)), ("mixup", lam * x1 + (1 - lam) * x2),
-                   ("fda", method.inputs.scale(fda)))  # fmt: skip
+        hybrids = [("scimix", method.hybridize(x1, x2)), ("mixup", lam * x1 + (1 - lam) * x2),
+                   ("fda", method.inputs.scale(fda))]  # fmt: skip
+        if adain is not None:
+            styled = adain(raw1.float() / 255, raw2.float() / 255).mul(255).round().to(torch.uint8)
+            hybrids.append(("adain", method.inputs.scale(styled)))
         for name, x_h in hybrids:
             predicted = primary(oracle.ema.module(x_h)).argmax(1).cpu()
             rows[name].append((predicted, data.targets[a], x_h.cpu(), x1.cpu(), x2.cpu()))
@@ -181,18 +194,28 @@ def transfer(
     oracle: Annotated[Path, typer.Option(help="A fully supervised classifier run (e.g. the *-oracle recipe).")],
     partners: Annotated[int, typer.Option(help="Context partners per test image.")] = 1,
     fda_beta: Annotated[float, typer.Option(help="FDA's low-frequency band, a share of the image side.")] = 0.1,
+    adain_vgg: Annotated[
+        Path | None, typer.Option(help="AdaIN row: the normalised VGG-19 state dict (vgg_normalised.pth).")
+    ] = None,
+    adain_decoder: Annotated[
+        Path | None, typer.Option(help="AdaIN row: its decoder's state dict (decoder.pth).")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rates here (default: <run>).")] = None,
     data_root: common.DataRootArg = None,
     device: common.DeviceArg = "auto",
 ) -> None:
-    """Transfer rates (Table 2.5): s_c with an oracle classifier and pixel-space s_r, SciMix against MixUp and FDA."""
+    """Transfer rates (Table 2.5): s_c with an oracle classifier and pixel-space s_r, SciMix against MixUp and FDA
+    (and AdaIN, given its pretrained files)."""
+    if (adain_vgg is None) != (adain_decoder is None):
+        raise ConfigError("the AdaIN row needs both --adain-vgg and --adain-decoder")
+    adain = AdaINTransfer.from_files(adain_vgg, adain_decoder) if adain_vgg and adain_decoder else None
     path = checkpoint_of(checkpoint)
     method = _restore(path, data_root, device)
     _require_generator(method, path)
     judge = _restore(checkpoint_of(oracle), data_root, device)
     if judge.config.dataset != method.config.dataset:
         raise ConfigError(f"the oracle was trained on {judge.config.dataset}, the generator on {method.config.dataset}")
-    report = transfer_rates(method, judge, partners=partners, fda_beta=fda_beta)
+    report = transfer_rates(method, judge, partners=partners, fda_beta=fda_beta, adain=adain)
     target = json_out if json_out is not None else path.parent.parent / "transfer.json"
     target.write_text(json.dumps({"checkpoint": str(path), "oracle": str(oracle), **report}, indent=2) + "\n")
     common.console.print(common.metrics_table(f"transfer rates of {path} (%)", report))
