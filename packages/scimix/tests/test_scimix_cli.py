@@ -110,7 +110,9 @@ def test_transfer_with_the_adain_row(runs, run_cli, tmp_path):
     torch.save(adain_decoder().state_dict(), tmp_path / "decoder.pth")
     out = tmp_path / "transfer.json"
     files = ["--adain-vgg", tmp_path / "vgg.pth", "--adain-decoder", tmp_path / "decoder.pth"]
-    result = run_cli("transfer", "-c", runs / "gen", "--oracle", runs / "oracle", *files, "--json", out, "--device", "cpu")
+    result = run_cli(
+        "transfer", "-c", runs / "gen", "--oracle", runs / "oracle", *files, "--json", out, "--device", "cpu"
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert 0 <= report["adain_s_c"] <= 100 and 0 <= report["adain_s_r"] <= 100 and "scimix_s_c" in report
