@@ -7,7 +7,16 @@ import pytest
 import torch
 from mixlab.data.transforms import cutout_mask
 from mixlab.errors import ConfigError
-from realmix.extend import ExtendedPool, copy_seed, devries_cutout, random_erasing, simple_augment
+from mixlab.rng import keyed_uniform
+from realmix.extend import (
+    _ERASING_BLOCK,
+    _ERASING_TRIES,
+    ExtendedPool,
+    _erasing_boxes,
+    devries_cutout,
+    random_erasing,
+    simple_augment,
+)
 
 
 def _images(n: int = 16, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -203,18 +212,59 @@ def test_realmix_pool_virtual_deterministic_and_equal_to_materialized(aug, impl)
     assert torch.equal(x, before)
 
 
-def test_realmix_pool_copy_is_the_batch_op_seeded_by_copy_seed():
-    x = _images(7)
-    for aug, impl, op in [
-        ("cutout", "random_erasing", lambda im, g: random_erasing(im, generator=g)),
-        ("cutout", "devries", lambda im, g: devries_cutout(im, 12, generator=g)),
-        ("simple", "random_erasing", lambda im, g: simple_augment(im, generator=g)),
-    ]:
-        pool = ExtendedPool(x, n_copies=4, aug=aug, cutout_impl=impl, cutout_size=12, seed=11)
-        for k in (0, 6, 7, 20, 27):
-            i, j = k % 7, k // 7
-            expected = op(x[i : i + 1], _gen(copy_seed(11, i, j)))
-            assert torch.equal(pool.get(torch.tensor([k])), expected), (aug, impl, k)
+def _sequential_erasing(u: list[float], refills: list[list[float]], height: int, width: int, params) -> tuple:
+    """yu4u's get_random_eraser for one image, try after try, on given uniforms (the reference for the batched one)."""
+    p, (a_lo, a_hi), (r_lo, r_hi), (f_lo, f_hi) = params
+    if not u[0] < p:
+        return (0, 0, 0, 0, 0)
+    value = min(int(f_lo + u[1] * (f_hi - f_lo)), 255)
+    tries = [u[2:], *refills]
+    for block in tries:
+        for t in range(0, len(block), 4):
+            s = (a_lo + block[t] * (a_hi - a_lo)) * height * width
+            r = r_lo + block[t + 1] * (r_hi - r_lo)
+            w, h = int(math.sqrt(s / r)), int(math.sqrt(s * r))
+            left, top = int(block[t + 2] * width), int(block[t + 3] * height)
+            if left + w <= width and top + h <= height:
+                return (top, left, h, w, value)
+    raise AssertionError("the reference ran out of tries")
+
+
+@pytest.mark.parametrize("area", [(0.02, 0.4), (0.6, 0.9)])  # the second misses often: refill rounds are exercised
+def test_realmix_batched_erasing_boxes_equal_the_sequential_reference(area):
+    n, size = 300, 20
+    params = (0.7, area, (0.3, 1 / 0.3), (0.0, 255.0))
+    first = torch.rand(n, _ERASING_BLOCK, dtype=torch.float64, generator=_gen(12))
+    extra = torch.rand(40, n, 4 * _ERASING_TRIES, dtype=torch.float64, generator=_gen(13))  # [round - 1, image]
+    rounds = []
+
+    def more(rows, round_):
+        rounds.append(round_)
+        return extra[round_ - 1, rows]
+
+    boxes = _erasing_boxes(first, more, size, size, params)
+    expected = [
+        _sequential_erasing(first[b].tolist(), [extra[r, b].tolist() for r in range(40)], size, size, params)
+        for b in range(n)
+    ]
+    assert boxes.tolist() == [list(e) for e in expected]
+    assert (rounds == []) == (area == (0.02, 0.4)) and rounds == list(range(1, len(rounds) + 1))
+
+
+def test_realmix_pool_copy_is_keyed_by_seed_image_and_copy():
+    # "simple" copies on coordinate images expose their draws: flip u0 < 0.5, offsets floor(u * (2 pad + 1)) - pad
+    x, pad = _coordinate_images(7), 4
+    pool = ExtendedPool(x, n_copies=4, aug="simple", padding=pad, seed=11)
+    for k in (0, 6, 7, 20, 27):
+        i, j = k % 7, k // 7
+        u = keyed_uniform(11, torch.tensor([i]), torch.tensor([j]), count=3)[0]
+        dy, dx = (int(v * (2 * pad + 1)) - pad for v in u[1:].tolist())
+        out = pool.get(torch.tensor([k]))[0]
+        rows, cols = out[0, pad:-pad, 16].long(), out[1, 16, pad:-pad].long()
+        assert torch.equal(rows, torch.arange(pad, 32 - pad) + dy)
+        flipped = bool(u[0] < 0.5)
+        expected_cols = torch.arange(pad, 32 - pad) + dx
+        assert torch.equal(cols, 31 - expected_cols if flipped else expected_cols), k
 
 
 def test_realmix_pool_different_copies_differ():

@@ -67,13 +67,15 @@ def test_variant_recipes_share_the_setting_and_differ_in_algorithm():
 
 
 #: Three steps of every `--variant` computed by the implementation before the SSL algorithms became classes (commit
-#: 10478e7: one SSLMethod with a variant dict, RealMix checking `is_realmix` in its hooks), on the config below.
+#: 10478e7: one SSLMethod with a variant dict, RealMix checking `is_realmix` in its hooks), on the config below. The
+#: realmix row was recomputed when the Extend copies became keyed draws (mixlab.rng.keyed_uniform, 2026-12-05): the
+#: copies changed, the algorithm did not.
 BEFORE_REFACTOR = {
     "supervised": ([2.2712135314941406, 2.840111017227173, 2.4199700355529785], 466.03719296216565),
     "mean-teacher": ([2.223613739013672, 2.624239444732666, 2.5324599742889404], 466.07109845991),
     "mixmatch": ([2.250471353530884, 2.4212646484375, 2.4501845836639404], 466.06049561196585),
     "fixmatch": ([2.195875644683838, 2.926305055618286, 2.4138660430908203], 466.0555960430183),
-    "realmix": ([2.5517961978912354, 2.8098649978637695, 2.900599241256714], 466.0010830848263),
+    "realmix": ([2.785997152328491, 2.7946438789367676, 2.9186103343963623], 466.0070993251891),
 }
 
 
@@ -95,7 +97,8 @@ def test_every_variant_takes_the_same_steps_as_before_the_algorithms_became_clas
         losses, ema = _three_steps(config, variant)
     expected_losses, expected_ema = BEFORE_REFACTOR[variant]
     assert losses == pytest.approx(expected_losses, rel=1e-6, abs=1e-6)
-    assert ema == pytest.approx(expected_ema, rel=1e-9)
+    # the EMA sums ~1e5 floats: CPUs with other vector units (AVX2 vs AVX-512) differ by ~1e-7 relative
+    assert ema == pytest.approx(expected_ema, rel=1e-6)
 
 
 def _three_steps(config: RealMixConfig, variant: str) -> tuple[list[float], float]:

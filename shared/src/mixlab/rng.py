@@ -126,3 +126,48 @@ def symmetric_dirichlet(
     if log_space is None:  # decided from the Python float: no read-back of a device tensor
         log_space = float(alpha) < LOG_SPACE_BELOW
     return dirichlet(conc, generator, log_space, device)
+
+
+# ------------------------------------------------------------------------------------------- keyed (counter) draws
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+_MASK64 = (1 << 64) - 1
+
+
+def _signed64(value: int) -> int:
+    value &= _MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _shift_right(z: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's ``>>`` is arithmetic on signed integers)."""
+    return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _mix64(z: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's step and finaliser (Steele, Lea & Flood 2014) on int64, wrapping like uint64."""
+    z = z + _signed64(_GOLDEN)
+    z = (z ^ _shift_right(z, 30)) * _signed64(_MIX1)
+    z = (z ^ _shift_right(z, 27)) * _signed64(_MIX2)
+    return z ^ _shift_right(z, 31)
+
+
+def keyed_uniform(seed: int, *keys: torch.Tensor, count: int, offset: int = 0) -> torch.Tensor:
+    """U[0, 1) float64 draws that are a pure function of ``(seed, keys..., slot)``: ``(*shape, count)``.
+
+    ``keys`` are broadcastable int64 tensors (e.g. image ids and copy ids); slot ``offset + t`` gives column ``t``.
+    Each key is folded in with one SplitMix64 round, so a draw does not depend on which other keys are drawn with
+    it, on the batch order or on the device: a counter-based generator for "copy j of image i" without a
+    ``torch.Generator`` reseeded per sample. 53 bits per draw, like ``torch.rand(dtype=float64)``.
+    """
+    if count < 0 or offset < 0:
+        raise ValueError(f"count and offset must be non-negative, got {count} and {offset}.")
+    device = keys[0].device if keys else torch.device("cpu")
+    state = _mix64(torch.tensor(_signed64(seed), dtype=torch.int64, device=device))
+    for key in keys:
+        state = _mix64(state ^ key.to(torch.int64))
+    slots = torch.arange(offset, offset + count, dtype=torch.int64, device=device)
+    bits = _mix64(state[..., None] ^ slots)
+    return _shift_right(bits, 11).to(torch.float64) * 2.0**-53

@@ -6,10 +6,10 @@ What the authors' code calls "cutout" is Random Erasing (the yu4u implementation
 Aug" ablation (flip + reflect-pad shift, Table 5) are the alternatives.
 
 Copies are addressed as pool index ``k`` -> image ``i = k % N``, copy ``j = k // N``. Copy ``(i, j)`` is a pure
-function of ``(seed, i, j)``: its parameters come from a CPU generator seeded by :func:`copy_seed`, so a "virtual"
-pool draws them on demand (no 7.6 GB array for CIFAR-10) and a "materialized" pool precomputes exactly the same
-images. Only the parameter draw loops over samples; the pixels are written with one batched op on the images'
-device.
+function of ``(seed, i, j)``: its parameters come from :func:`mixlab.rng.keyed_uniform` (a counter-based generator
+keyed by seed, image and copy), so a "virtual" pool draws them on demand (no 7.6 GB array for CIFAR-10) and a
+"materialized" pool precomputes exactly the same images. Parameter draws and pixel writes are both batched: no step
+loops over the samples in Python.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 from mixlab.data.transforms import cutout_mask, random_crop, random_hflip
 from mixlab.errors import ConfigError
+from mixlab.rng import keyed_uniform
 from mixlab.transfer import to_device
 
 ExtendAug = Literal["cutout", "simple", "none"]
@@ -42,13 +43,7 @@ _ERASING_BLOCK = 2 + 4 * _ERASING_TRIES  # apply decision, fill value, then the 
 _ERASING_MAX_TRIES = 10_000
 _MATERIALIZE_CHUNK = 4096
 
-_Rect = tuple[int, int, int, int, int]  # top, left, height, width, fill value (height = width = 0: untouched)
 _ErasingParams = tuple[float, tuple[float, float], tuple[float, float], tuple[float, float]]
-
-
-def copy_seed(seed: int, index: int, copy: int) -> int:
-    """Seed of the generator that draws copy ``copy`` of image ``index`` (distinct for ``index < 1_000_003``)."""
-    return (seed * _HASH * _HASH + copy * _HASH + index) % (2**63)
 
 
 # --------------------------------------------------------------------------------------------------- validation
@@ -111,71 +106,71 @@ def _check_padding(padding: int, height: int, width: int) -> int:
 # ------------------------------------------------------------------------------------------------ parameter draws
 
 
-def _cpu_uniform(n: int, generator: torch.Generator | None) -> list[float]:
-    """``n`` U[0, 1) floats as a Python list, from ``generator`` (on its device) or torch's global CPU RNG."""
+def _cpu_uniform(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+    """U[0, 1) float64 of ``shape`` on the CPU, from ``generator`` (drawn on its device) or torch's global CPU RNG."""
     if generator is None:
-        return torch.rand(n, dtype=torch.float64).tolist()
-    return torch.rand(n, dtype=torch.float64, generator=generator, device=generator.device).cpu().tolist()
+        return torch.rand(shape, dtype=torch.float64)
+    return torch.rand(shape, dtype=torch.float64, generator=generator, device=generator.device).cpu()
 
 
-def _draw_erasing(
-    u: list[float], refill: Callable[[], list[float]], height: int, width: int, params: _ErasingParams
-) -> _Rect:
-    """One image's yu4u random-erasing rectangle from a block of uniforms (``u[0]`` apply, ``u[1]`` fill, then tries).
+#: More erasing tries for the images of ``rows`` (positions in the batch), round ``r >= 1``: ``(len(rows), 4 T)``.
+MoreTries = Callable[[torch.Tensor, int], torch.Tensor]
 
+
+def _erasing_boxes(
+    first: torch.Tensor, more: MoreTries, height: int, width: int, params: _ErasingParams
+) -> torch.Tensor:
+    """yu4u random-erasing boxes ``(n, 5)`` int64 (top, left, height, width, fill; 0-sized: untouched) from uniforms.
+
+    ``first`` is ``(n, 2 + 4 T)``: the apply draw, the fill draw, then T tries of (area s, aspect r, left, top).
     Mirrors ``get_random_eraser``: apply with probability p (``u < p``, so p = 0 is exactly the identity), then
-    re-draw area s and aspect r and the top-left corner until the ``int(sqrt(s/r)) x int(sqrt(s·r))`` box fits.
-    The fill is truncated to an integer like the uint8 assignment in the reference.
+    re-draw s and r and the top-left corner until the ``int(sqrt(s/r)) x int(sqrt(s·r))`` box fits; the fill is
+    truncated to an integer like the uint8 assignment in the reference. Every image's first fitting try is found at
+    once; only images none of whose T tries fit draw another T (rare), for at most 10,000 tries.
     """
     p, (area_lo, area_hi), (aspect_lo, aspect_hi), (fill_lo, fill_hi) = params
-    if not u[0] < p:
-        return 0, 0, 0, 0, 0
-    value = min(int(fill_lo + u[1] * (fill_hi - fill_lo)), 255)
-    tries, pos = u, 2
-    for _ in range(_ERASING_MAX_TRIES):
-        if pos + 4 > len(tries):
-            tries, pos = refill(), 0
-        s = (area_lo + tries[pos] * (area_hi - area_lo)) * height * width
-        r = aspect_lo + tries[pos + 1] * (aspect_hi - aspect_lo)
-        w, h = int(math.sqrt(s / r)), int(math.sqrt(s * r))
-        left, top = int(tries[pos + 2] * width), int(tries[pos + 3] * height)
-        pos += 4
-        if left + w <= width and top + h <= height:
-            return top, left, h, w, value
+    boxes = torch.zeros((first.shape[0], 5), dtype=torch.long)
+    value = (fill_lo + first[:, 1] * (fill_hi - fill_lo)).floor().clamp(max=255).long()
+    pending = (first[:, 0] < p).nonzero().flatten()
+    tries = first[pending, 2:]
+    for round_ in range(1, _ERASING_MAX_TRIES // _ERASING_TRIES + 1):
+        if pending.numel() == 0:
+            return boxes
+        t = tries.reshape(pending.numel(), -1, 4)
+        s = (area_lo + t[..., 0] * (area_hi - area_lo)) * height * width
+        r = aspect_lo + t[..., 1] * (aspect_hi - aspect_lo)
+        box_w, box_h = (s / r).sqrt().floor(), (s * r).sqrt().floor()
+        left, top = (t[..., 2] * width).floor(), (t[..., 3] * height).floor()
+        fits = (left + box_w <= width) & (top + box_h <= height)
+        found = fits.any(1)
+        choice = fits.to(torch.uint8).argmax(1, keepdim=True)  # the first try that fits
+        chosen = torch.cat([v.gather(1, choice) for v in (top, left, box_h, box_w)], 1).long()
+        rows = pending[found]
+        boxes[rows, :4] = chosen[found]
+        boxes[rows, 4] = value[rows]
+        pending = pending[~found]
+        if pending.numel():
+            tries = more(pending, round_)
+    if pending.numel() == 0:
+        return boxes
     raise ConfigError(
         f"random erasing found no box that fits a {height}x{width} image in {_ERASING_MAX_TRIES} "
         f"tries; area={params[1]} and aspect={params[2]} are too large for this image size."
     )
 
 
-def _draw_devries(generator: torch.Generator, height: int, width: int, size: int, fill: int) -> _Rect:
-    """The draws of :func:`mixlab.data.transforms.cutout_mask` for one image, as a (clipped-by-mask) rectangle."""
-    centre_y = int(torch.randint(0, height, (1,), generator=generator).item())
-    centre_x = int(torch.randint(0, width, (1,), generator=generator).item())
-    half = size // 2
-    return centre_y - half, centre_x - half, 2 * half, 2 * half, fill
-
-
-def _draw_simple(generator: torch.Generator, padding: int, hflip: bool) -> tuple[int, int, int, bool]:
-    """:func:`simple_augment`'s draws for one image (flip, then the y and x offsets): ``(oy, ox, padding, flip)``."""
-    flip = bool(torch.rand((1,), generator=generator).item() < 0.5) if hflip else False
-    offset_y = int(torch.randint(0, 2 * padding + 1, (1,), generator=generator).item())
-    offset_x = int(torch.randint(0, 2 * padding + 1, (1,), generator=generator).item())
-    return offset_y, offset_x, padding, flip
-
-
 # ------------------------------------------------------------------------------------------------ batched apply
 
 
-def _fill_rectangles(x: torch.Tensor, rects: Sequence[_Rect]) -> torch.Tensor:
+def _fill_rectangles(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Write one constant rectangle per image (all channels) with a single masked ``where`` on x's device.
 
-    Rectangles may reach outside the image (DeVries holes near a border): the masks clip them.
+    ``boxes`` is ``(n, 5)`` int64: top, left, height, width, fill value. Rectangles may reach outside the image
+    (DeVries holes near a border): the masks clip them.
     """
     if x.shape[0] == 0:
         return x.clone()
-    params = to_device(torch.tensor(rects, dtype=torch.long), x.device)
-    top, left, height, width, value = params.unbind(1)
+    top, left, height, width, value = to_device(boxes, x.device).unbind(1)
     rows = torch.arange(x.shape[2], device=x.device)
     cols = torch.arange(x.shape[3], device=x.device)
     in_rows = (rows >= top[:, None]) & (rows < (top + height)[:, None])
@@ -189,13 +184,16 @@ def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(index > size - 1, 2 * (size - 1) - index, index)
 
 
-def _shift_flip(x: torch.Tensor, shifts: Sequence[tuple[int, int, int, bool]]) -> torch.Tensor:
-    """Per-image flip, then reflect-pad + crop at the given offsets, as two gathers (same maths as random_crop)."""
+def _shift_flip(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Per-image flip, then reflect-pad + crop, as two gathers (same maths as random_crop).
+
+    ``shifts`` is ``(n, 3)`` int64: the row and column offsets relative to the unpadded image (``offset - padding``)
+    and the flip flag.
+    """
     b, c, h, w = x.shape
     if b == 0:
         return x.clone()
-    params = torch.tensor([(oy - pad, ox - pad, int(flip)) for oy, ox, pad, flip in shifts], dtype=torch.long)
-    params = to_device(params, x.device)
+    params = to_device(shifts, x.device)
     rows = _reflect(params[:, 0:1] + torch.arange(h, device=x.device), h)
     cols = _reflect(params[:, 1:2] + torch.arange(w, device=x.device), w)
     cols = torch.where(params[:, 2:3].bool(), w - 1 - cols, cols)  # flip happened first: mirror the source column
@@ -225,16 +223,12 @@ def random_erasing(
     _check_images(x)
     params = _check_erasing(p, area, aspect, fill)
     n, _, height, width = x.shape
-    block = _cpu_uniform(n * _ERASING_BLOCK, generator)
 
-    def refill() -> list[float]:
-        return _cpu_uniform(4 * _ERASING_TRIES, generator)
+    def more(rows: torch.Tensor, round_: int) -> torch.Tensor:
+        return _cpu_uniform((rows.numel(), 4 * _ERASING_TRIES), generator)
 
-    rects = [
-        _draw_erasing(block[b * _ERASING_BLOCK : (b + 1) * _ERASING_BLOCK], refill, height, width, params)
-        for b in range(n)
-    ]
-    return _fill_rectangles(x, rects)
+    boxes = _erasing_boxes(_cpu_uniform((n, _ERASING_BLOCK), generator), more, height, width, params)
+    return _fill_rectangles(x, boxes)
 
 
 def devries_cutout(
@@ -362,37 +356,35 @@ class ExtendedPool:
             return self._pool[to_device(index, self._pool.device)]
         if self.aug == "none":
             return self.images[to_device(index, self.images.device)]
-        keys = index.tolist()
-        return self._copies([k % self.num_images for k in keys], [k // self.num_images for k in keys])
+        return self._copies(index.cpu())
 
-    def _copies(self, image_ids: list[int], copy_ids: list[int]) -> torch.Tensor:
-        """Copies ``(image_ids[b], copy_ids[b])``: per-sample parameter draws, one batched apply."""
-        x = self.images[to_device(torch.tensor(image_ids, dtype=torch.long), self.images.device)]
+    def _copies(self, keys: torch.Tensor) -> torch.Tensor:
+        """Pool entries ``keys`` (int64 CPU): parameters drawn for all of them at once, one batched apply."""
+        image_ids, copy_ids = keys % self.num_images, keys // self.num_images
+        x = self.images[to_device(image_ids, self.images.device)]
         height, width = x.shape[2], x.shape[3]
-        generator = torch.Generator()
-        seeds = [copy_seed(self.seed, i, j) for i, j in zip(image_ids, copy_ids)]
+
+        def draws(count: int, offset: int = 0) -> torch.Tensor:
+            return keyed_uniform(self.seed, image_ids, copy_ids, count=count, offset=offset)
+
         if self.aug == "simple":
-            shifts = []
-            for s in seeds:
-                generator.manual_seed(s)
-                shifts.append(_draw_simple(generator, self.padding, self.hflip))
-            return _shift_flip(x, shifts)
-        rects: list[_Rect] = []
+            u = draws(3)
+            flip = (u[:, 0] < 0.5) if self.hflip else torch.zeros_like(u[:, 0], dtype=torch.bool)
+            offsets = (u[:, 1:] * (2 * self.padding + 1)).floor().long() - self.padding
+            return _shift_flip(x, torch.cat([offsets, flip.long()[:, None]], 1))
         if self.cutout_impl == "devries":
-            for s in seeds:
-                generator.manual_seed(s)
-                rects.append(_draw_devries(generator, height, width, self.cutout_size, self.devries_fill))
-        else:
+            u = draws(2)
+            half = self.cutout_size // 2
+            centre = (u * torch.tensor([height, width], dtype=torch.float64)).floor().long()
+            size = torch.full_like(centre, 2 * half)
+            fill = torch.full_like(centre[:, :1], self.devries_fill)
+            return _fill_rectangles(x, torch.cat([centre - half, size, fill], 1))
 
-            def refill() -> list[float]:
-                return _cpu_uniform(4 * _ERASING_TRIES, generator)
+        def more(rows: torch.Tensor, round_: int) -> torch.Tensor:
+            offset = _ERASING_BLOCK + (round_ - 1) * 4 * _ERASING_TRIES
+            return keyed_uniform(self.seed, image_ids[rows], copy_ids[rows], count=4 * _ERASING_TRIES, offset=offset)
 
-            for s in seeds:
-                generator.manual_seed(s)
-                rects.append(
-                    _draw_erasing(_cpu_uniform(_ERASING_BLOCK, generator), refill, height, width, self.erasing)
-                )
-        return _fill_rectangles(x, rects)
+        return _fill_rectangles(x, _erasing_boxes(draws(_ERASING_BLOCK), more, height, width, self.erasing))
 
     def _materialize(self, max_bytes: float) -> torch.Tensor:
         need = self.materialized_bytes
@@ -404,8 +396,6 @@ class ExtendedPool:
             )
         pool = torch.empty((len(self), *self.images.shape[1:]), dtype=torch.uint8, device=self.images.device)
         for start in range(0, len(self), _MATERIALIZE_CHUNK):
-            keys = range(start, min(start + _MATERIALIZE_CHUNK, len(self)))
-            pool[start : start + len(keys)] = self._copies(
-                [k % self.num_images for k in keys], [k // self.num_images for k in keys]
-            )
+            keys = torch.arange(start, min(start + _MATERIALIZE_CHUNK, len(self)))
+            pool[start : start + len(keys)] = self._copies(keys)
         return pool
