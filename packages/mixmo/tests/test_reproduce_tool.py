@@ -24,6 +24,7 @@ def test_grid_table_curves_and_resume(tmp_path):
     assert "top-1 %" in header and "best top-1 % (at step)" in header
     assert all(" ± " in row and "(step " in row for row in rows)  # two seeds: mean ± std; best evaluation's step
     assert (tmp_path / "curves.png").stat().st_size > 0
+    assert f"Every run: `mixmo train --recipe R --seed S {' '.join(FAST)}`." in out
     first = json.loads((tmp_path / "digits-wrn16-1-mimo-b2" / "seed1" / "summary.json").read_text())
     assert first["status"] == "completed" and first["steps"] == 4
 
@@ -46,3 +47,23 @@ def test_a_failed_run_leaves_the_others_and_is_named(tmp_path):
     out = (tmp_path / "results.md").read_text()
     assert [row.split("`")[1] for row in out.splitlines() if row.startswith("| `")] == ["digits-wrn16-1-vanilla"]
     assert "Not completed (left out of the table; see their run directories): no-such-recipe seed 0." in out
+
+
+def test_a_run_made_with_other_settings_is_refused_not_reused(tmp_path):
+    """Complete runs are reused by name, so other options for the same run would mix two settings in one table."""
+    reproduce(tmp_path)
+
+    def grid(recipe: str, *extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, str(TOOL), "--package", "mixmo", "--seeds", "0", "--root", str(tmp_path),
+               "--recipes", recipe, "--", *FAST, *extra]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    done = grid("digits-wrn16-1-vanilla", "--set", "l2=0")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "digits-wrn16-1-vanilla/seed0 was made with other settings: extra" in done.stderr
+    assert "l2=0" not in (tmp_path / "results.md").read_text()
+    # Another recipe may share the root with its own options; both runs keep their record.
+    assert grid("digits-wrn16-1-cutmix", "--set", "l2=0").returncode == 0
+    record = json.loads((tmp_path / "grid.json").read_text())
+    assert record["digits-wrn16-1-vanilla/seed0"]["extra"] == FAST
+    assert record["digits-wrn16-1-cutmix/seed0"]["extra"] == [*FAST, "--set", "l2=0"]
