@@ -85,7 +85,8 @@ def test_mnistm_run_reports_the_background_criterion(run_cli, tmp_path):
     result = run_cli(
         "train", "--dataset", "mnistm", "--data-root", data, "--labels", "20", "--model", "wrn16-1",
         "--batch-size", "4", "--steps", "6", "--eval-every", "6", "--set", "unlabeled_batch_size=8",
-        "--set", "num_gates=8", "--set", "hybrids_per_labeled=2", "--no-progress", "--device", "cpu", "--out", out,
+        "--set", "num_gates=8", "--set", "hybrids_per_labeled=2", "--set", "hybrid_window=[0,1]", "--no-progress",
+        "--device", "cpu", "--out", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     result = run_cli("separation", "-c", out, "--partners", "3", "--no-probe", "--data-root", data, "--device", "cpu")

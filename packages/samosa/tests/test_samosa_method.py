@@ -8,6 +8,7 @@ import pytest
 import torch
 from mixlab.engine import Precision, TrainProgress
 from mixlab.engine.optimization import Optimization
+from mixlab.errors import ConfigError
 from mixlab.testing import build_on_cpu, torch_threads
 from samosa.hybrids import hybridize
 from samosa.losses import reverse_gradient
@@ -119,6 +120,31 @@ def test_mean_teacher_cycle_bookkeeping_and_stored_hybrids():
     assert view.shape == (8, 3, 32, 32) and targets.shape == (8,)
     # the LR restarts at every cycle
     assert method.scheduler.lr_lambdas[0](0) == method.scheduler.lr_lambdas[0](cycle) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("base", "change", "message"),
+    [
+        (TINY_MT, {"hybrid_window": (4.0, 5.0)}, "each cycle's"),  # 12 epochs in 3 cycles: a cycle spans [0, 4)
+        (TINY_MT, {"lr_cycles": 1, "epochs": 4}, "lr_cycles=1"),
+        (DIGITS_MIXMATCH, {"num_labeled": 50, "hybrid_window": (12.0, 20.0)}, "the run's"),  # the run spans [0, 12)
+    ],
+)
+def test_a_hybrid_window_no_step_reaches_is_refused(base, change, message):
+    """Such a run would silently be the reconstruction-only ablation, not SAMOSA: one line, naming the span."""
+    with pytest.raises(ConfigError, match=message) as error:
+        build_on_cpu(samosa_method(dataclasses.replace(base, **change)))
+    assert "\n" not in str(error.value)
+
+
+def test_the_last_step_of_a_window_is_reachable():
+    """A window whose start is the cycle's last step is accepted, and that step uses the stored hybrids."""
+    probe = build_on_cpu(samosa_method(dataclasses.replace(TINY_MT, use_hybrid_aug=False)))
+    last = (probe.cycle_steps - 1) / probe.steps_per_epoch
+    method = built(dataclasses.replace(TINY_MT, hybrid_window=(last, last + 1.0)))
+    method.stored = method.store_hybrids()
+    assert method.hybrids_in_use(2 * method.cycle_steps - 1)
+    assert not method.hybrids_in_use(2 * method.cycle_steps - 2)
 
 
 def test_mixmatch_switch_uses_hybrids_unmixed_targets_and_records_the_mixed_batch():

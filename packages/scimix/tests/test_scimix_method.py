@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from mixlab.errors import ConfigError
 from mixlab.engine import Precision, StepOutput, TrainProgress
 from mixlab.engine.optimization import Optimization
 from mixlab.ssl import StepContext
@@ -132,6 +133,13 @@ def test_contradict_identities():
     at_one = method._hybrid_loss(rows, reference, torch.tensor([0, 1]))
     method.config = consistency
     assert torch.allclose(method._hybrid_loss(rows, reference, torch.tensor([0, 1])), at_one)
+
+
+def test_a_contradict_window_no_classifier_step_reaches_is_refused():
+    """TINY's classifier phase spans 4 epochs: a window from epoch 4 would silently train the baseline."""
+    with pytest.raises(ConfigError, match=r"hybrid_window=\[4, 6\) epochs is never reached: the classifier phase's"):
+        build_on_cpu(scimix_method(dataclasses.replace(TINY, hybrid_window=(4.0, 6.0))))
+    build_on_cpu(scimix_method(dataclasses.replace(TINY, hybrid_window=(4.0, 6.0), num_hybrid_batches=0)))
 
 
 def test_contradict_only_inside_its_window():

@@ -31,7 +31,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mixlab.engine import OptimizerSpec, Runtime, TrainProgress, cosine_horizon_factor, make_optimizer
+from mixlab.engine import (
+    OptimizerSpec,
+    Runtime,
+    TrainProgress,
+    check_epoch_window,
+    cosine_horizon_factor,
+    make_optimizer,
+)
+from mixlab.errors import ConfigError
 from mixlab.mixing import soft_cross_entropy
 from mixlab.ssl import FixMatch, MeanTeacher, MixMatch, SSLMethod, StepContext, Supervised, interleave
 from mixlab.ssl.mixup import MixUpResult
@@ -69,6 +77,7 @@ class Samosa:
 
     def build(self, runtime: Runtime) -> None:
         super().build(runtime)  # data, streams, the classifier C(E_c(.)), its EMA and optimizer ("main")
+        self.check_hybrid_window()
         cfg = self.config
         self.features: StudentFeatures | None = None
         self.rec_optimizer = None
@@ -178,6 +187,19 @@ class Samosa:
         start, stop = self.config.hybrid_window
         return self.config.use_hybrid_aug and start <= epoch < stop
 
+    def window_steps(self) -> tuple[int, str]:
+        """How many consecutive steps the epochs of ``hybrid_window`` are counted over, and what they are: the whole run
+        (MixMatch, FixMatch); Mean Teacher counts them from each cycle's start."""
+        return self.total_steps, "the run's"
+
+    def check_hybrid_window(self) -> None:
+        """Refuse a ``hybrid_window`` that no training step reaches: such a run would silently be the
+        reconstruction-only ablation (L_rec + Omega_rec, no hybrid), not SAMOSA."""
+        if self.config.use_hybrid_aug:
+            steps, span = self.window_steps()
+            check_epoch_window(self.config.hybrid_window, steps_per_epoch=self.steps_per_epoch, steps=steps,
+                               option="hybrid_window", span=span)  # fmt: skip
+
     def coin(self) -> bool:
         """One draw per batch, on the CPU generator: no device synchronisation in the step."""
         return float(torch.rand(())) < self.config.hybrid_prob
@@ -200,6 +222,18 @@ class SamosaMeanTeacher(Samosa, MeanTeacher):
         size = self.num_labeled * (1 + cfg.hybrids_per_labeled)
         rank, world = runtime.dist.rank, runtime.dist.world_size
         self.pool_stream = InfiniteIndexStream(size, cfg.batch_size, cfg.seed + 2, rank, world)
+
+    def window_steps(self) -> tuple[int, str]:
+        cycle = self.total_steps // self.config.lr_cycles
+        return cycle, "each cycle's"
+
+    def check_hybrid_window(self) -> None:
+        if self.config.use_hybrid_aug and self.config.lr_cycles < 2:
+            raise ConfigError(
+                "Mean Teacher + SAMOSA stores hybrids after each cycle but the last and uses them in the next: "
+                "lr_cycles=1 never uses one; train 2 or more cycles or set use_hybrid_aug=false"
+            )
+        super().check_hybrid_window()
 
     def hybrids_in_use(self, step: int) -> bool:
         """Cycles 2 and later, inside the window of epochs counted from the cycle's start (§2.6a)."""

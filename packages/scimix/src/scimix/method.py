@@ -36,6 +36,7 @@ from mixlab.engine import (
     StepOutput,
     TrainProgress,
     budget_steps,
+    check_epoch_window,
     cosine_horizon_factor,
     load_checkpoint,
     make_optimizer,
@@ -110,6 +111,9 @@ class Scimix:
     def build(self, runtime: Runtime) -> None:
         super().build(runtime)  # data, streams, the new classifier f, its EMA and optimizer (the classifier phase)
         cfg, dev = self.config, runtime.device
+        if cfg.train_classifier and cfg.num_hybrid_batches > 0:  # else the run would silently be the baseline
+            check_epoch_window(cfg.hybrid_window, steps_per_epoch=self.steps_per_epoch, steps=self.total_steps,
+                               option="hybrid_window", span="the classifier phase's")  # fmt: skip
         depth, width = cfg.trunk
         channels = self.model.encoder.num_features
         side = int(self.data.labeled.images.shape[-1])

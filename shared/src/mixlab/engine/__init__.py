@@ -6,6 +6,7 @@ from mixlab.engine.distributed import DistInfo
 from mixlab.engine.method import Method, Phase, Runtime, StepOutput, TrainProgress, budget_steps
 from mixlab.engine.optimization import Optimization, OptimizerSpec, make_optimizer, no_sync
 from mixlab.engine.schedule import (
+    check_epoch_window,
     cosine_horizon,
     cosine_horizon_factor,
     poly_factor,
@@ -29,6 +30,7 @@ __all__ = [
     "TrainProgress",
     "TrainingDiverged",
     "budget_steps",
+    "check_epoch_window",
     "cosine_horizon",
     "cosine_horizon_factor",
     "poly_factor",

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import torch
 
+from mixlab.errors import ConfigError
+
 
 def warmup_multistep_factor(
     step: int, *, steps_per_epoch: int, warmup_epochs: float, milestones: Sequence[int], gamma: float
@@ -66,3 +68,19 @@ def poly_factor(step: int, *, total: int, power: float, warmup: int = 0) -> floa
     ``(1 - s/total)^power`` (GuidedMix-Net and most segmentation codes; 0 at ``total``)."""
     decay = max(0.0, 1.0 - step / total) ** power
     return decay * ((step + 1) / warmup if step < warmup else 1.0)
+
+
+def check_epoch_window(
+    window: Sequence[float], *, steps_per_epoch: int, steps: int, option: str, span: str = "the run's"
+) -> None:
+    """Refuse an epoch window ``[start, stop)`` that none of ``steps`` consecutive steps reaches (step k is at epoch
+    ``k / steps_per_epoch``): a shortened run with a paper's window would silently train without what the window
+    switches on. ``option`` names the setting and ``span`` what the steps are, in the one-line error."""
+    start, stop = (float(v) for v in window)
+    first = max(0, math.ceil(start * steps_per_epoch - 1e-9))  # the tolerance: start = k / steps_per_epoch in floats
+    if first >= steps or first >= stop * steps_per_epoch:
+        length = steps / steps_per_epoch
+        raise ConfigError(
+            f"{option}=[{start:g}, {stop:g}) epochs is never reached: {span} {steps} steps span {length:.3g} epochs "
+            f"of {steps_per_epoch} steps; give a window inside [0, {length:.3g})"
+        )
