@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 import torch
-from mixlab.errors import ConfigError
 from mixlab.engine import Precision, StepOutput, TrainProgress
 from mixlab.engine.optimization import Optimization
+from mixlab.errors import ConfigError
 from mixlab.ssl import StepContext
 from mixlab.testing import build_on_cpu, torch_threads
 from scimix.config import ScimixConfig
