@@ -147,6 +147,22 @@ def test_the_last_step_of_a_window_is_reachable():
     assert not method.hybrids_in_use(2 * method.cycle_steps - 2)
 
 
+def test_each_step_logs_whether_its_batch_held_hybrids():
+    """``hybrid_step`` is 1 exactly on the steps whose batch holds hybrids (MT: stored ones inside the window)."""
+    method = built(TINY_MT)
+    cycle, spe = method.cycle_steps, method.steps_per_epoch
+    method.after_step(progress(method, cycle))  # stores D_h
+    start, _ = method.config.hybrid_window
+    inside, before = cycle + int(start * spe) + 1, cycle + 1
+    assert float(method.train_step(inside, progress(method, inside)).logs["hybrid_step"]) == 1.0
+    assert float(method.train_step(before, progress(method, before)).logs["hybrid_step"]) == 0.0
+    mixmatch = built(dataclasses.replace(DIGITS_MIXMATCH, num_labeled=50, batch_size=8, num_gates=16,
+                                         hybrid_prob=1.0, hybrid_window=(0.0, 1e9)))  # fmt: skip
+    assert float(mixmatch.train_step(0, progress(mixmatch, 0)).logs["hybrid_step"]) == 1.0
+    plain = built(dataclasses.replace(TINY_MT, use_hybrid_aug=False))
+    assert "hybrid_step" not in plain.train_step(1, progress(plain, 1)).logs
+
+
 def test_mixmatch_switch_uses_hybrids_unmixed_targets_and_records_the_mixed_batch():
     config = dataclasses.replace(DIGITS_MIXMATCH, num_labeled=50, batch_size=8, num_gates=16, hybrid_prob=1.0,
                                  hybrid_window=(0.0, 1e9))  # fmt: skip

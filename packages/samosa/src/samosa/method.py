@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from mixlab.engine import (
     OptimizerSpec,
     Runtime,
+    StepOutput,
     TrainProgress,
     check_epoch_window,
     cosine_horizon_factor,
@@ -204,6 +205,17 @@ class Samosa:
         """One draw per batch, on the CPU generator: no device synchronisation in the step."""
         return float(torch.rand(())) < self.config.hybrid_prob
 
+    hybrids_drawn = False  # whether this step's batch holds hybrids (set by the base's hook that makes them)
+
+    def finish(self, ctx: StepContext, loss: Tensor, logs: dict[str, Tensor], images: int) -> StepOutput:
+        """Logs ``hybrid_step``, 1 when the step used hybrids (MT: drew its labeled batch from the pool with the
+        stored hybrids), else 0: its mean over a logging interval is the share of such steps."""
+        out = super().finish(ctx, loss, logs, images)
+        if self.config.use_hybrid_aug:
+            out.logs["hybrid_step"] = torch.tensor(float(self.hybrids_drawn))
+        self.hybrids_drawn = False
+        return out
+
 
 class SamosaSupervised(Samosa, Supervised):
     """The purely supervised lower bound of Table 1, with SAMOSA's classifier and the MT schedule."""
@@ -244,6 +256,7 @@ class SamosaMeanTeacher(Samosa, MeanTeacher):
     def labeled_views(self, step: int, n: int = 1) -> tuple[list[Tensor], Tensor]:
         if not self.hybrids_in_use(step):
             return super().labeled_views(step, n)
+        self.hybrids_drawn = True
         assert self.stored is not None
         index = self.pool_stream.batch(step).to(self.labeled_images.device)
         is_hybrid = index >= self.num_labeled
@@ -309,6 +322,7 @@ class SamosaMixMatch(Samosa, MixMatch):
 
     def mix(self, rows: Tensor, targets: Tensor, progress: TrainProgress) -> MixUpResult:
         if self.config.use_reconstruction and self.in_window(progress.fractional_epoch) and self.coin():
+            self.hybrids_drawn = True
             perm = torch.randperm(len(rows), device=rows.device)
             hybrids = self.hybridize(rows, targets, rows[perm])  # semantic parent W_i, appearance from W~_i
             return MixUpResult(hybrids.x, targets, torch.ones(len(rows), device=rows.device), perm)
@@ -342,6 +356,7 @@ class SamosaFixMatch(Samosa, FixMatch):
     def strong_view(self, strong: Tensor, weak: Tensor, weak_logits: Tensor, progress: TrainProgress) -> Tensor:
         if not (self.config.use_reconstruction and self.in_window(progress.fractional_epoch) and self.coin()):
             return strong
+        self.hybrids_drawn = True
         perm = torch.randperm(len(strong), device=strong.device)
         # hybrid i: the content of weak view i, the appearance of a shuffled strong view; it keeps view i's label
         return self.hybridize(weak, weak_logits.argmax(1), strong[perm]).x
