@@ -30,6 +30,8 @@ def test_train_writes_the_run_with_the_samosa_terms_and_stored_hybrids(trained):
     assert summary["status"] == "completed" and summary["steps"] == 12
     records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert {"loss_rec", "loss_omega", "loss_logit", "loss_u"} <= set(records[-1]["train"])
+    # 3 cycles of 4 steps, the stored hybrids used from step 4 on: 2 of the first 6 steps, all of the last 6
+    assert [round(r["train"]["hybrid_step"], 4) for r in records] == [0.3333, 1.0]
     state = load_checkpoint(trained / "checkpoints" / "last.pt", method="samosa")
     assert {"net", "gates", "decoder"} == {k.split(".")[0] for k in state["model"]}
     assert set(state["optim"]["optimizers"]) == {"main", "rec"}
@@ -70,6 +72,9 @@ def test_recipes_and_bad_input(run_cli, tmp_path):
     chosen = choose_recipe({"base": "mixmatch", "recipe": None, "resume": None, "dataset": None})
     assert chosen == "digits-100-mixmatch-samosa"
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    # the digits recipe's cycles span 4 epochs: a window from epoch 5 on would never use a hybrid
+    never = one_line_error(run_cli("train", "--set", "hybrid_window=[5,6]", "--out", tmp_path / "z"))
+    assert "hybrid_window=[5, 6) epochs is never reached: each cycle's" in never and not (tmp_path / "z").exists()
 
 
 def test_mnistm_run_reports_the_background_criterion(run_cli, tmp_path):

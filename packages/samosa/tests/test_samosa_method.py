@@ -132,8 +132,9 @@ def test_mean_teacher_cycle_bookkeeping_and_stored_hybrids():
 )
 def test_a_hybrid_window_no_step_reaches_is_refused(base, change, message):
     """Such a run would silently be the reconstruction-only ablation, not SAMOSA: one line, naming the span."""
+    method = build_on_cpu(samosa_method(dataclasses.replace(base, **change)))  # a finished run stays readable
     with pytest.raises(ConfigError, match=message) as error:
-        build_on_cpu(samosa_method(dataclasses.replace(base, **change)))
+        method.check_training()  # what the trainer calls before the first step
     assert "\n" not in str(error.value)
 
 
@@ -142,6 +143,7 @@ def test_the_last_step_of_a_window_is_reachable():
     probe = build_on_cpu(samosa_method(dataclasses.replace(TINY_MT, use_hybrid_aug=False)))
     last = (probe.cycle_steps - 1) / probe.steps_per_epoch
     method = built(dataclasses.replace(TINY_MT, hybrid_window=(last, last + 1.0)))
+    method.check_training()
     method.stored = method.store_hybrids()
     assert method.hybrids_in_use(2 * method.cycle_steps - 1)
     assert not method.hybrids_in_use(2 * method.cycle_steps - 2)

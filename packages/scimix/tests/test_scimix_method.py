@@ -137,9 +137,12 @@ def test_contradict_identities():
 
 def test_a_contradict_window_no_classifier_step_reaches_is_refused():
     """TINY's classifier phase spans 4 epochs: a window from epoch 4 would silently train the baseline."""
+    method = build_on_cpu(scimix_method(dataclasses.replace(TINY, hybrid_window=(4.0, 6.0))))
     with pytest.raises(ConfigError, match=r"hybrid_window=\[4, 6\) epochs is never reached: the classifier phase's"):
-        build_on_cpu(scimix_method(dataclasses.replace(TINY, hybrid_window=(4.0, 6.0))))
-    build_on_cpu(scimix_method(dataclasses.replace(TINY, hybrid_window=(4.0, 6.0), num_hybrid_batches=0)))
+        method.check_training()
+    build_on_cpu(
+        scimix_method(dataclasses.replace(TINY, hybrid_window=(4.0, 6.0), num_hybrid_batches=0))
+    ).check_training()
 
 
 def test_contradict_only_inside_its_window():

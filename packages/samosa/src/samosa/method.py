@@ -78,7 +78,6 @@ class Samosa:
 
     def build(self, runtime: Runtime) -> None:
         super().build(runtime)  # data, streams, the classifier C(E_c(.)), its EMA and optimizer ("main")
-        self.check_hybrid_window()
         cfg = self.config
         self.features: StudentFeatures | None = None
         self.rec_optimizer = None
@@ -193,9 +192,10 @@ class Samosa:
         (MixMatch, FixMatch); Mean Teacher counts them from each cycle's start."""
         return self.total_steps, "the run's"
 
-    def check_hybrid_window(self) -> None:
+    def check_training(self) -> None:
         """Refuse a ``hybrid_window`` that no training step reaches: such a run would silently be the
         reconstruction-only ablation (L_rec + Omega_rec, no hybrid), not SAMOSA."""
+        super().check_training()
         if self.config.use_hybrid_aug:
             steps, span = self.window_steps()
             check_epoch_window(self.config.hybrid_window, steps_per_epoch=self.steps_per_epoch, steps=steps,
@@ -239,13 +239,13 @@ class SamosaMeanTeacher(Samosa, MeanTeacher):
         cycle = self.total_steps // self.config.lr_cycles
         return cycle, "each cycle's"
 
-    def check_hybrid_window(self) -> None:
+    def check_training(self) -> None:
         if self.config.use_hybrid_aug and self.config.lr_cycles < 2:
             raise ConfigError(
                 "Mean Teacher + SAMOSA stores hybrids after each cycle but the last and uses them in the next: "
                 "lr_cycles=1 never uses one; train 2 or more cycles or set use_hybrid_aug=false"
             )
-        super().check_hybrid_window()
+        super().check_training()
 
     def hybrids_in_use(self, step: int) -> bool:
         """Cycles 2 and later, inside the window of epochs counted from the cycle's start (§2.6a)."""

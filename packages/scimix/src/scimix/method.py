@@ -111,9 +111,6 @@ class Scimix:
     def build(self, runtime: Runtime) -> None:
         super().build(runtime)  # data, streams, the new classifier f, its EMA and optimizer (the classifier phase)
         cfg, dev = self.config, runtime.device
-        if cfg.train_classifier and cfg.num_hybrid_batches > 0:  # else the run would silently be the baseline
-            check_epoch_window(cfg.hybrid_window, steps_per_epoch=self.steps_per_epoch, steps=self.total_steps,
-                               option="hybrid_window", span="the classifier phase's")  # fmt: skip
         depth, width = cfg.trunk
         channels = self.model.encoder.num_features
         side = int(self.data.labeled.images.shape[-1])
@@ -143,6 +140,14 @@ class Scimix:
         self.phase_name = "classifier" if cfg.train_classifier else "generator"
         if cfg.generator_run is not None:
             self.load_generator(Path(cfg.generator_run))
+
+    def check_training(self) -> None:
+        """Refuse an ``L_contradict`` window that no classifier step reaches: the run would silently be the baseline."""
+        super().check_training()
+        cfg = self.config
+        if cfg.train_classifier and cfg.num_hybrid_batches > 0:
+            check_epoch_window(cfg.hybrid_window, steps_per_epoch=self.steps_per_epoch, steps=self.total_steps,
+                               option="hybrid_window", span="the classifier phase's")  # fmt: skip
 
     def generator_labeled_set(self) -> tuple[Tensor, Tensor]:
         """The generator phase's labeled images and labels: the split's labeled set, or with ``generator_labels_all``

@@ -166,6 +166,11 @@ class Method(ABC):
     def build(self, runtime: Runtime) -> None:
         """Create data, model(s), optimizer(s) and scheduler(s) on `runtime.device`."""
 
+    def check_training(self) -> None:
+        """Refuse settings with which training would silently differ from what they say, with a one-line
+        `ConfigError` (e.g. a window of epochs that no step reaches). The trainer calls it after `build`; a finished
+        run rebuilt for evaluation is not checked, so it stays readable."""
+
     @abstractmethod
     def train_batches(self, epoch: int, start_batch: int) -> Iterator[Any]:
         """Batches of epoch `epoch` from index `start_batch` on (a resumed run skips the consumed ones)."""

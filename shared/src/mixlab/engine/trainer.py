@@ -180,6 +180,7 @@ class Trainer:
         try:
             torch.manual_seed(opts.seed)  # identical initialisation on every rank
             m.build(self.runtime)
+            m.check_training()
             self.phases = self._checked_phases(m.phases())
             # Augmentation and sampling noise must differ between ranks, and be reproducible.
             torch.manual_seed(opts.seed + 1_000_003 * (self.dist.rank + 1))
