@@ -38,6 +38,7 @@ from mixlab.engine import (
     TrainProgress,
     check_epoch_window,
     cosine_horizon_factor,
+    in_epoch_window,
     make_optimizer,
 )
 from mixlab.errors import ConfigError
@@ -184,8 +185,7 @@ class Samosa:
         )  # fmt: skip
 
     def in_window(self, epoch: float) -> bool:
-        start, stop = self.config.hybrid_window
-        return self.config.use_hybrid_aug and start <= epoch < stop
+        return self.config.use_hybrid_aug and in_epoch_window(self.config.hybrid_window, epoch)
 
     def window_steps(self) -> tuple[int, str]:
         """How many consecutive steps the epochs of ``hybrid_window`` are counted over, and what they are: the whole run

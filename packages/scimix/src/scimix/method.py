@@ -38,6 +38,7 @@ from mixlab.engine import (
     budget_steps,
     check_epoch_window,
     cosine_horizon_factor,
+    in_epoch_window,
     load_checkpoint,
     make_optimizer,
 )
@@ -394,8 +395,7 @@ class Scimix:
     def extra_losses(self, ctx: StepContext) -> dict[str, Tensor]:
         terms = super().extra_losses(ctx)
         cfg = self.config
-        start, stop = cfg.hybrid_window
-        if not (start <= ctx.progress.fractional_epoch < stop) or cfg.num_hybrid_batches == 0:
+        if not in_epoch_window(cfg.hybrid_window, ctx.progress.fractional_epoch) or cfg.num_hybrid_batches == 0:
             return terms
         rows, reference, labels = self.hybrid_rows(ctx)
         losses = [self._hybrid_loss(rows, reference, labels) for _ in range(cfg.num_hybrid_batches)]

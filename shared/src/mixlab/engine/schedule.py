@@ -70,15 +70,25 @@ def poly_factor(step: int, *, total: int, power: float, warmup: int = 0) -> floa
     return decay * ((step + 1) / warmup if step < warmup else 1.0)
 
 
+def in_epoch_window(window: Sequence[float], epoch: float) -> bool:
+    """Whether ``epoch`` (a step's ``step / steps_per_epoch``) lies in the window ``[start, stop)``."""
+    start, stop = window
+    return start <= epoch < stop
+
+
 def check_epoch_window(
     window: Sequence[float], *, steps_per_epoch: int, steps: int, option: str, span: str = "the run's"
 ) -> None:
     """Refuse an epoch window ``[start, stop)`` that none of ``steps`` consecutive steps reaches (step k is at epoch
-    ``k / steps_per_epoch``): a shortened run with a paper's window would silently train without what the window
-    switches on. ``option`` names the setting and ``span`` what the steps are, in the one-line error."""
+    ``k / steps_per_epoch``, in the window when `in_epoch_window` says so): a shortened run with a paper's window
+    would silently train without what the window switches on. ``option`` names the setting and ``span`` what the
+    steps are, in the one-line error."""
     start, stop = (float(v) for v in window)
-    first = max(0, math.ceil(start * steps_per_epoch - 1e-9))  # the tolerance: start = k / steps_per_epoch in floats
-    if first >= steps or first >= stop * steps_per_epoch:
+    # the first step at or after start, by the membership rule itself (start * steps_per_epoch may round either way)
+    first = max(0, math.ceil(start * steps_per_epoch) - 1)
+    if not in_epoch_window(window, first / steps_per_epoch) and first / steps_per_epoch < start:
+        first += 1
+    if first >= steps or not in_epoch_window(window, first / steps_per_epoch):
         length = steps / steps_per_epoch
         raise ConfigError(
             f"{option}=[{start:g}, {stop:g}) epochs is never reached: {span} {steps} steps span {length:.3g} epochs "
