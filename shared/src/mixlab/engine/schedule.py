@@ -86,7 +86,7 @@ def check_epoch_window(
     start, stop = (float(v) for v in window)
     # the first step at or after start, by the membership rule itself (start * steps_per_epoch may round either way)
     first = max(0, math.ceil(start * steps_per_epoch) - 1)
-    if not in_epoch_window(window, first / steps_per_epoch) and first / steps_per_epoch < start:
+    if first / steps_per_epoch < start:
         first += 1
     if first >= steps or not in_epoch_window(window, first / steps_per_epoch):
         length = steps / steps_per_epoch
